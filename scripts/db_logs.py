@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""Follow the database service's log (the last 100 lines, then new ones; Ctrl-C stops).
+
+Reads only.
+
+examples:
+  make db-logs
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import _dbguard as g
+
+
+@g.entrypoint
+def main(argv: list[str] | None = None) -> int:
+    args = g.parser(__doc__, dry_run=False).parse_args(argv)
+    kit = g.open_kit(args)
+    argv_ = kit.compose.args("logs", "--follow", "--tail", "100", kit.project.service)
+    if args.verbose:
+        kit.run.show(argv_)
+    try:
+        return subprocess.call(argv_, cwd=kit.settings.root)
+    except KeyboardInterrupt:
+        return g.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

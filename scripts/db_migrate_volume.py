@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Copy an old volume's database into the active volume (after a rename or a new project name).
+
+REPLACES the active volume's contents, after taking a verified snapshot of them under
+backups/volumes/ (printed, so you can undo with UNDO=1). The source is mounted read-only and
+never changed or deleted; the command to remove it later is printed instead.
+
+Steps, each only after the one before succeeded:
+  1. pick the source: the one other volume of the same compose volume that holds a cluster
+     (FROM names one when there are several); refuse if it holds no cluster, is the target, or
+     was made by another PostgreSQL major version than the image runs;
+  2. show the plan and ask [y/N] (without a terminal: refuse unless --yes);
+  3. stop every container that uses either volume (refuse if one is not of this project,
+     unless --force);
+  4. snapshot the target if it holds anything: tar, checksum, read back file by file;
+  5. mark the target as unfinished, empty it, copy with `cp -a` in a throwaway container (no
+     network), then compare both sides file by file (type, mode, owner, size, sha256); on any
+     difference, put the snapshot back and exit 1;
+  6. give the target the Compose labels of this project, start the service, report.
+A copy interrupted at any point leaves the mark, and db-up refuses to start on it.
+
+examples:
+  make db-migrate-volume
+  make db-migrate-volume FROM=tradesite_sum_db_data YES=1
+  make db-migrate-volume UNDO=1        put the newest snapshot of the active volume back
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import _dbguard as g
+
+
+def pick_source(kit: g.Kit, volumes: list[g.Volume], wanted: str | None) -> g.Volume:
+    target = next(v for v in volumes if v.active)
+    if wanted:
+        found = next((v for v in volumes if v.name == wanted), None)
+        if found is None:
+            found = g.Volume(wanted)
+            exists = kit.run(["docker", "volume", "inspect", wanted], check=False)
+            if exists.returncode != 0:
+                raise g.UsageError(f"there is no volume named {wanted!r}",
+                                   "`make db-info` lists the candidates; pass one with FROM=")
+            g.inspect_contents(kit.run, kit.image, [found])
+            found.used_by = [c for c in g.list_containers(kit.run) if wanted in c.volumes]
+        return found
+    holders = [v for v in volumes if not v.active and v.has_cluster]
+    if len(holders) == 1:
+        return holders[0]
+    if not holders:
+        raise g.Refusal(f"no other volume of {kit.project.volume_key!r} holds a PostgreSQL "
+                        "cluster, so there is nothing to copy into " + target.name,
+                        "Name the source with FROM=<volume> if it is named otherwise; nothing "
+                        "was changed")
+    raise g.Refusal(f"{len(holders)} volumes hold a cluster: "
+                    + ", ".join(f"{v.name} ({v.describe()})" for v in holders),
+                    "Name the one to copy with FROM=<volume>; nothing was changed")
+
+
+def preflight(kit: g.Kit, source: g.Volume, target: g.Volume, force: bool) -> list[str]:
+    """Every reason to refuse, collected at once."""
+    reasons = []
+    if source.name == target.name:
+        reasons.append(f"the source {source.name} is the active volume itself")
+        return reasons
+    if not source.has_cluster:
+        reasons.append(f"{source.name} holds no PostgreSQL cluster (no PG_VERSION)")
+    if source.incomplete:
+        reasons.append(f"{source.name} holds an unfinished copy itself")
+    if source.has_cluster and kit.image.pg_major and source.pg_major != kit.image.pg_major:
+        reasons.append(
+            f"{source.name} holds a PostgreSQL {source.pg_major} cluster but the image runs "
+            f"{kit.image.pg_major}; copying files cannot change that (the server would refuse "
+            f"them). Dump it with a {source.pg_major} image (DB_IMAGE), then make db-restore "
+            f"on {kit.image.pg_major}, or use pg_upgrade")
+    if target.exists and kit.image.pg_major and source.has_cluster and \
+            g.pgdata_in_volume(kit.project, kit.image) is None:
+        reasons.append("the image keeps its data outside the volume (see `make db-info`)")
+    if not force:
+        foreign = {c.name for v in (source, target) for c in v.used_by
+                   if c.project != kit.project.name and c.state in g.RUNNING_STATES}
+        if foreign:
+            reasons.append(f"{', '.join(sorted(foreign))} (not of project {kit.project.name}) "
+                           "is running on one of the volumes; --force (FORCE=1) stops it too")
+    return reasons
+
+
+def show_plan(kit: g.Kit, source: g.Volume, target: g.Volume, snapshot: bool,
+              stops: list[g.Container]) -> None:
+    g.headline("Plan")
+    g.detail(f"source:   {source.name} ({source.describe()}), read-only, never changed")
+    if not target.exists:
+        g.detail(f"target:   {target.name}: does not exist yet; created with the Compose labels "
+                 f"of project {kit.project.name}")
+    else:
+        state = "an unfinished copy" if target.incomplete else target.describe()
+        g.detail(f"target:   {target.name} ({state}): its contents will be REPLACED")
+    if snapshot:
+        g.detail(f"snapshot: of {target.name}, under "
+                 f"{kit.settings.backup_dir / 'volumes'}/ (before anything is replaced)")
+    elif target.exists and target.incomplete:
+        g.detail("snapshot: none (the target holds only an unfinished copy)")
+    if stops:
+        g.detail("stops:    " + ", ".join(f"{c.name} ({c.state})" for c in stops))
+    g.detail(f"then:     copy, compare file by file (sha256), start {kit.project.service!r}, "
+             "report")
+
+
+def migrate(kit: g.Kit, source: g.Volume, target: g.Volume, stops: list[g.Container],
+            snapshot_needed: bool) -> None:
+    snapshot = None
+    g.stop_containers(kit, stops)
+    if snapshot_needed:
+        snapshot = g.snapshot_volume(kit, target)
+        g.info(f"snapshot of {target.name}: {snapshot} (undo: make db-migrate-volume UNDO=1)")
+    g.ensure_volume(kit, target)
+    g.info(f"copying {source.name} -> {target.name}")
+    g.copy_volume(kit, source, target.name)
+    if os.environ.get("DBGUARD_TEST_FAULT") == "corrupt-copy":  # the test of the branch below
+        kit.run(g.helper_args(kit.image.ref, [(target.name, "/to", False)],
+                              "echo x >> /to/PG_VERSION"))
+    diff = g.verify_copy(kit, source.name, target.name)
+    if diff:
+        put_back(kit, target, snapshot)
+        raise g.Failure(f"the copy differs from {source.name} ({'; '.join(diff)})",
+                        f"{target.name} was put back as it was; {source.name} is untouched. "
+                        "Run again, and report this if it repeats")
+    g.unmark(kit, target.name)
+    g.success(f"{target.name} now holds a verified copy of {source.name}")
+
+
+def put_back(kit: g.Kit, target: g.Volume, snapshot) -> None:
+    if snapshot is None:
+        # Nothing was in the target before: back to nothing.
+        if not target.exists:
+            kit.run(["docker", "volume", "rm", target.name], check=False)
+        else:
+            kit.run(g.helper_args(kit.image.ref, [(target.name, "/to", False)],
+                                  "find /to -mindepth 1 -maxdepth 1 -exec rm -rf {} +"))
+        return
+    g.fill_from_snapshot(kit, snapshot, target.name)
+    diff = g.verify_snapshot_restore(kit, snapshot, target.name)
+    if diff:
+        raise g.Failure(f"putting the snapshot back into {target.name} failed verification "
+                        f"({'; '.join(diff)})",
+                        f"The snapshot is intact in {snapshot}; the marker keeps db-up from "
+                        "starting on the volume. Run `make db-migrate-volume UNDO=1` again")
+    g.unmark(kit, target.name)
+
+
+def undo(kit: g.Kit, target: g.Volume, assume_yes: bool, force: bool, dry_run: bool) -> int:
+    snapshots = g.list_snapshots(kit.settings, target.name)
+    if not snapshots:
+        raise g.Refusal(f"there is no snapshot of {target.name} in "
+                        f"{kit.settings.backup_dir / 'volumes'}",
+                        "Nothing to undo; nothing was changed")
+    snapshot = snapshots[0]
+    expected = g.read_checksum(snapshot)
+    if not expected or g.sha256_file(snapshot) != expected:
+        raise g.Refusal(f"{snapshot.name} does not match its checksum",
+                        "Put back an older one by hand, or keep the volume as it is; nothing "
+                        "was changed")
+    foreign = sorted({c.name for c in target.used_by
+                      if c.project != kit.project.name and c.state in g.RUNNING_STATES})
+    if foreign and not force:
+        raise g.Refusal(f"{', '.join(foreign)} (not of project {kit.project.name}) uses "
+                        f"{target.name}", "Stop it, or pass --force (FORCE=1); nothing was "
+                        "changed")
+    keep_current = target.exists and not target.incomplete and bool(target.entries)
+    g.headline("Plan")
+    g.detail(f"put back:  {snapshot} ({g.human_size(snapshot.stat().st_size)})")
+    g.detail(f"into:      {target.name} ({target.describe()}): its contents will be REPLACED")
+    if keep_current:
+        g.detail("snapshot:  of the current contents first")
+    if dry_run:
+        g.info("dry run: nothing was changed")
+        return g.EXIT_OK
+    g.confirm(f"Replace the contents of {target.name} with {snapshot.name}?",
+              assume_yes=assume_yes)
+    g.stop_containers(kit, [c for c in target.used_by if c.state in g.RUNNING_STATES])
+    if keep_current:
+        current = g.snapshot_volume(kit, target)
+        g.info(f"snapshot of the current contents: {current}")
+    if not target.exists:
+        g.ensure_volume(kit, target)
+    put_back(kit, target, snapshot)
+    g.success(f"{target.name} holds {snapshot.name} again")
+    g.start_service(kit)
+    return g.EXIT_OK
+
+
+def report(kit: g.Kit, source_name: str) -> None:
+    volumes = kit.scan()
+    after = next(v for v in volumes if v.active)
+    source = next((v for v in volumes if v.name == source_name), g.Volume(source_name))
+    same = after.system_id == source.system_id
+    g.info(f"files: {after.name} {g.human_size(after.size)} vs {source.name} "
+           f"{g.human_size(source.size)}; cluster {'identical to' if same else 'DIFFERS from'} "
+           f"the source (system identifier {after.system_id})")
+    db = g.database_summary(kit.settings)
+    if db["reachable"]:
+        g.info(f"databases: {', '.join(d['name'] for d in db['databases'])}; "
+               f"{kit.settings.db_name}: {db['tables']} tables, about {db['rows_estimate']:,} "
+               "rows")
+    else:
+        g.warning(f"the server does not answer at {kit.settings.db_host}:"
+                  f"{kit.settings.db_port}: {db['error']}")
+    g.info(f"{source.name} was left as it was; once you are sure, remove it with: "
+           f"docker volume rm {source.name}")
+
+
+@g.entrypoint
+def main(argv: list[str] | None = None) -> int:
+    ap = g.parser(__doc__, yes=True)
+    ap.add_argument("--from", dest="source", metavar="VOLUME",
+                    help="the volume to copy from (needed when several hold a cluster)")
+    ap.add_argument("--force", action="store_true",
+                    help="also stop containers of other projects that use either volume")
+    ap.add_argument("--undo", action="store_true",
+                    help="put the newest snapshot of the active volume back instead")
+    args = ap.parse_args(argv)
+    if args.undo and args.source:
+        raise g.UsageError("--undo and --from do not go together",
+                           "Use one of them (UNDO=1 or FROM=<volume>)")
+    kit = g.open_kit(args)
+    if not kit.image.present:
+        raise g.Failure(f"the image {kit.image.ref} is not present locally, and the copy runs "
+                        "in a container of it", "Pull it (`docker pull`) and run again")
+    with g.kit_lock(kit, "db-migrate-volume"):
+        return run(kit, args)
+
+
+def run(kit: g.Kit, args) -> int:
+    volumes = kit.scan()
+    target = next(v for v in volumes if v.active)
+    if args.undo:
+        return undo(kit, target, args.yes, args.force, kit.run.dry_run)
+    source = pick_source(kit, volumes, args.source)
+    reasons = preflight(kit, source, target, args.force)
+    if reasons:
+        details = [f"  - {r}" for r in reasons]
+        raise g.Refusal(f"refusing to copy {source.name} into {target.name}: {reasons[0]}",
+                        "Nothing was changed", details if len(reasons) > 1 else [])
+    stops = list({c.id: c for v in (source, target) for c in v.used_by
+                  if c.state in g.RUNNING_STATES}.values())
+    snapshot_needed = target.exists and bool(target.entries) and not target.incomplete
+    show_plan(kit, source, target, snapshot_needed, stops)
+    if kit.run.dry_run:
+        g.info("dry run: nothing was changed")
+        return g.EXIT_OK
+    g.warning(f"this will OVERWRITE the contents of {target.name}")
+    g.confirm(f"Copy {source.name} into {target.name}?", assume_yes=args.yes)
+    migrate(kit, source, target, stops, snapshot_needed)
+    g.start_service(kit)
+    report(kit, source.name)
+    return g.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Replace the database with a backup: the newest one that passes verification, or FILE.
+
+REPLACES the configured database. Before anything changes, the file's checksum and format are
+checked: a truncated, corrupt, foreign (not pg_dump's) or newer-major dump is refused (exit 3).
+Then the plan is shown and [y/N] asked (without a terminal: refused unless --yes), and the
+current database is dumped to backups/ (a safety dump, on unless DBGUARD_SAFETY_DUMP=0) with its
+path printed. The backup is loaded into a scratch database (custom format: pg_restore -j, stops
+at the first error; plain SQL: psql with ON_ERROR_STOP in one transaction). Only when that
+worked are other connections closed and the two databases swapped by renaming them in one
+transaction; the old one is dropped after the swap. A failure before the swap leaves the
+current database exactly as it was.
+
+examples:
+  make db-restore
+  make db-restore FILE=backups/sum_db_20251215_124427.dump
+  make db-restore YES=1                 no question (scripts, CI)
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import _dbguard as g
+
+
+def resolve(name: str) -> Path:
+    path = Path(name)
+    if not path.exists() and not path.is_absolute() and (g.KIT_ROOT / path).exists():
+        return g.KIT_ROOT / path
+    return path
+
+
+@g.entrypoint
+def main(argv: list[str] | None = None) -> int:
+    ap = g.parser(__doc__, yes=True)
+    ap.add_argument("--file", help="the backup to restore (default: the newest good one)")
+    args = ap.parse_args(argv)
+    kit = g.open_kit(args)
+    container = g.require_running(kit)
+    with g.kit_lock(kit, "db-restore"):
+        major = kit.image.pg_major
+        backup = g.check_backup(kit, resolve(args.file), major) if args.file \
+            else g.newest_good_backup(kit, major)
+        before = g.preflight_replace(kit)
+        s = kit.settings
+        g.headline("Plan")
+        made = f", made by pg_dump {backup.facts.pg_dump_version}" \
+            if backup.facts.pg_dump_version else ""
+        check = "checksum verified" if backup.checksum else "no checksum file: read whole"
+        g.detail(f"restore:  {backup.path} ({backup.facts.format}, "
+                 f"{g.human_size(backup.path.stat().st_size)}{made}; {check})")
+        now = "does not exist" if before is None else \
+            f"{len(before)} tables, about {sum(before.values()):,} rows"
+        g.detail(f"replace:  database {s.db_name!r} ({now})")
+        safety = s.safety_dump and before is not None
+        g.detail(f"first:    {'a safety dump of it to ' + str(s.backup_dir) if safety else 'no safety dump (DBGUARD_SAFETY_DUMP=0)' if before is not None else 'nothing to keep'}")
+        if kit.run.dry_run:
+            g.info("dry run: nothing was changed")
+            return g.EXIT_OK
+        g.confirm(f"Replace database {s.db_name!r} with {backup.path.name}?",
+                  assume_yes=args.yes)
+        if safety:
+            path = g.take_dump(kit, "custom", tag="pre-restore")
+            g.info(f"safety dump: {path} (make db-restore FILE={path} puts it back)")
+        after = g.replace_database(kit, g.load_backup(kit, backup, container))
+        for line in g.report_tables(before, after):
+            g.detail(line)
+        g.success(f"{s.db_name!r} now holds {backup.path.name}")
+    return g.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Start the database, after checking that the volume it will use is the right one.
+
+Before anything starts it refuses (exit 3, nothing created) when:
+  - the active volume does not exist yet, or holds no cluster, while another volume of the same
+    compose volume holds one: a renamed directory or a changed project name, the incident this
+    kit exists for (ALLOW_NEW_VOLUME=1 / --allow-new-volume starts empty anyway);
+  - the volume's cluster was made by another PostgreSQL major version than the image runs;
+  - a postgres 18+ image would keep its data outside the volume (the mount-path change);
+  - the volume holds an unfinished db-migrate-volume copy.
+Otherwise it runs `compose up -d` for the database service and waits until it is healthy; on a
+timeout it shows the last log lines. On first run it creates .env from .env.example. It never
+removes, empties or rewrites a volume.
+
+examples:
+  make db-up
+  make db-up ALLOW_NEW_VOLUME=1     start on a new, empty volume although another holds data
+  python scripts/db_up.py --dry-run
+"""
+from __future__ import annotations
+
+import sys
+
+import _dbguard as g
+
+
+@g.entrypoint
+def main(argv: list[str] | None = None) -> int:
+    ap = g.parser(__doc__)
+    ap.add_argument("--allow-new-volume", action="store_true",
+                    help="start on a new, empty volume even though another volume holds data")
+    args = ap.parse_args(argv)
+    if args.dry_run and not (g.KIT_ROOT / ".env").exists():
+        g.info("dry run: would create .env from .env.example, then check and start; nothing "
+               "was changed")
+        return g.EXIT_OK
+    if g.init_env_file():
+        g.info("created .env from .env.example (review it: it locks COMPOSE_PROJECT_NAME and "
+               "holds the database password)")
+    kit = g.open_kit(args)
+    p = kit.project
+    if not kit.image.present:
+        g.info(f"pulling {p.image} (not present locally)")
+        kit.compose("pull", p.service, mutates=True, stdout=None, stderr=None)
+        kit.image = g.inspect_image(kit.run, p.image)
+    volumes = kit.scan()
+    problems, _ = g.diagnose(p, kit.image, volumes)
+    active = next(v for v in volumes if v.active)
+    blocking = [pr for pr in problems if pr.blocking and not (
+        args.allow_new_volume and pr.code == "PARALLEL_UNIVERSE")]
+    if blocking:
+        details = [f"Volumes of {p.volume_key!r}:", *g.volume_table(volumes), ""]
+        for pr in blocking:
+            details += [f"{pr.code}: {pr.message}.", "Ways forward:",
+                        *[f"  {f}" for f in pr.fix], ""]
+        codes = ", ".join(pr.code for pr in blocking)
+        raise g.Refusal(f"refusing to start {p.service!r} ({codes})",
+                        "Take one of the ways forward above; nothing was started or created",
+                        details)
+    for pr in problems:
+        if not pr.blocking:
+            g.warning(f"{pr.code}: {pr.message}; fix: {pr.fix[0]}")
+    if not active.exists:
+        others = "" if len(volumes) == 1 else " (ALLOW_NEW_VOLUME=1)"
+        g.info(f"creating the new volume {active.name}{others}")
+    g.start_service(kit)
+    if not kit.run.dry_run:
+        g.success(f"{p.service} is up on {kit.settings.db_host}:{kit.settings.db_port}, volume "
+                  f"{active.name}")
+    return g.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

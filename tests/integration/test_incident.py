@@ -1,0 +1,95 @@
+"""The incident of the seed report, replayed end to end: a project in `tradesite` with real
+rows, the directory renamed to `sum-platform` (or the kit's locked name adopted), and the kit
+refusing to start an empty database, naming the volume that holds the data, and bringing every
+row back with db-migrate-volume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import docker, shown, volume_names
+
+NAMES = ["tradesite_sum_db_data", "sum-platform_sum_db_data", "sumplatform_sum_db_data"]
+MANIFEST = "cd /v && find . -exec stat -c '%a %u %s %Y %n' {} + | sort && " \
+           "find . -type f -exec sha256sum {} + | sort"
+
+
+@pytest.fixture
+def tradesite(make_kit):
+    clash = volume_names() & set(NAMES)
+    if clash:
+        pytest.fail(f"volumes {sorted(clash)} exist already; this test needs those names and "
+                    "does not touch volumes it did not make (remove them if they are leftovers)")
+    make_kit.fixed_names.extend(NAMES)
+    kit = make_kit("tradesite", COMPOSE_PROJECT_NAME=None)
+    r = kit.make("db-up")
+    assert r.returncode == 0, shown(r)
+    assert "PROJECT_NAME_NOT_LOCKED" in r.stderr, "an unlocked name is warned about at db-up"
+    kit.seed_rows(1000)
+    before = kit.fingerprint()
+    r = kit.make("db-down")  # the overnight restart of the report
+    assert r.returncode == 0, shown(r)
+    return kit, before
+
+
+def assert_refused_and_explained(kit, active: str) -> None:
+    r = kit.make("db-up")
+    assert r.returncode != 0 and "Error 3" in r.stderr, shown(r)
+    assert "PARALLEL_UNIVERSE" in r.stderr and "tradesite_sum_db_data" in r.stderr, shown(r)
+    assert "make db-migrate-volume FROM=tradesite_sum_db_data" in r.stderr, shown(r)
+    assert "make db-up ALLOW_NEW_VOLUME=1" in r.stderr, shown(r)
+    r = kit.script("db_up")
+    assert r.returncode == 3, shown(r)
+    assert r.stderr.strip().splitlines()[-1] == (
+        "ERROR: refusing to start 'db' (PARALLEL_UNIVERSE). Take one of the ways forward "
+        "above; nothing was started or created"), shown(r)
+    assert active not in volume_names(), "the refusal created no volume"
+
+    r = kit.make("db-info")
+    assert r.returncode == 0, shown(r)
+    table = r.stdout.split("=== All sum_db_data Volumes ===")[1].split("===")[0]
+    assert "tradesite_sum_db_data" in table and "tables:" in table, r.stdout
+    assert f"{active}" in table and "<- ACTIVE" in table, r.stdout
+    facts = json.loads(kit.script("db_info", "--json").stdout)
+    assert facts["active_volume"] == active
+    old = next(v for v in facts["volumes"] if v["name"] == "tradesite_sum_db_data")
+    assert old["has_cluster"] and old["pg_version"] == "15" and old["user_relation_files"] > 0
+    assert not next(v for v in facts["volumes"] if v["active"])["exists"]
+    codes = [p["code"] for p in facts["problems"]]
+    assert "PARALLEL_UNIVERSE" in codes, facts["problems"]
+    assert kit.script("db_info", "--check").returncode == 1
+
+
+def assert_migrated(kit, before: dict, active: str, project: str) -> None:
+    source_before = kit.helper("tradesite_sum_db_data", MANIFEST, readonly=True)
+    r = kit.make("db-migrate-volume", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert "docker volume rm tradesite_sum_db_data" in r.stderr, shown(r)
+    assert kit.fingerprint() == before, "every row is back in the active volume"
+    labels = json.loads(docker("volume", "inspect", "--format", "{{json .Labels}}",
+                               active).stdout)
+    assert labels["com.docker.compose.project"] == project
+    assert labels["com.docker.compose.volume"] == "sum_db_data"
+    assert kit.helper("tradesite_sum_db_data", MANIFEST, readonly=True) == source_before, \
+        "the source volume is untouched"
+    up = kit.compose("up", "-d", "db")
+    assert "already exists" not in up.stderr and "created for project" not in up.stderr, \
+        shown(up)
+    facts = json.loads(kit.script("db_info", "--json").stdout)
+    assert "PARALLEL_UNIVERSE" not in [p["code"] for p in facts["problems"]]
+    assert any("tradesite_sum_db_data holds a copy" in n for n in facts["notes"]), facts
+
+
+def test_renamed_directory_refused_explained_and_recovered(tradesite):
+    kit, before = tradesite
+    kit.rename("sum-platform")
+    assert_refused_and_explained(kit, "sum-platform_sum_db_data")
+    assert_migrated(kit, before, "sum-platform_sum_db_data", "sum-platform")
+
+
+def test_adopted_locked_name_refused_explained_and_recovered(tradesite):
+    kit, before = tradesite
+    kit.write_env(COMPOSE_PROJECT_NAME="sumplatform")
+    assert_refused_and_explained(kit, "sumplatform_sum_db_data")
+    assert_migrated(kit, before, "sumplatform_sum_db_data", "sumplatform")

@@ -1,0 +1,242 @@
+"""db-up, db-down and db-info on the real engine: starting and waiting, the guards that refuse
+before anything starts, the diagnosis, and how the kit behaves with bad surroundings."""
+from __future__ import annotations
+
+import json
+import re
+import stat
+
+import pytest
+
+from conftest import docker, shown, volume_names
+
+
+def info(kit, *args: str) -> dict:
+    r = kit.script("db_info", "--json", *args)
+    assert r.returncode == 0, shown(r)
+    return json.loads(r.stdout)
+
+
+def state(container: str) -> str:
+    return docker("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
+
+
+def test_up_waits_for_health_and_down_keeps_the_volume(kit):
+    r = kit.make("db-up")
+    assert r.returncode == 0, shown(r)
+    assert f"SUCCESS: db is up on 127.0.0.1:{kit.port}, volume {kit.volume}" in r.stderr
+    assert kit.sql("SELECT 1") == [(1,)], "healthy means it answers"
+    kit.seed_rows(10)
+    name = info(kit)["container"]["name"]
+    assert kit.make("db-down").returncode == 0
+    assert state(name) == "exited" and kit.volume in volume_names()
+    kit.up()
+    assert kit.sql("SELECT count(*) FROM pages") == [(10,)]
+
+
+def test_db_info_facts_as_json_and_text(running_kit):
+    kit = running_kit
+    kit.write_env(DBGUARD_BACKUP_MAX_AGE_DAYS="0")
+    facts = info(kit)
+    assert facts["project"] == {**facts["project"], "name": kit.token, "source": ".env",
+                                "locked": True}
+    assert facts["compose"]["flavor"] == kit.flavor
+    (vol,) = facts["volumes"]
+    assert (vol["name"], vol["active"], vol["pg_version"], vol["has_cluster"]) == (
+        kit.volume, True, "15", True)
+    assert re.match(r"\d{4}-\d\d-\d\dT", vol["created"])
+    assert facts["database"]["reachable"] and facts["database"]["tables"] == 1
+    assert facts["connection"]["password"] == "********"
+    assert facts["problems"] == []
+    assert kit.script("db_info", "--check").returncode == 0
+    text = kit.script("db_info").stdout
+    for heading in ("=== Docker Compose Configuration ===", "=== All sum_db_data Volumes ===",
+                    "=== Database Connection Details ===", "=== Container Status ===",
+                    "=== Database Contents ===", "=== Backups ===", "=== Verdict ==="):
+        assert heading in text
+    assert f"Project Name:    {kit.token}" in text and "<- ACTIVE" in text
+    assert "OK: the active volume is the only one" in text
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_docker_calls_do_not_grow_with_the_volumes_on_the_machine(running_kit):
+    kit = running_kit
+
+    def calls() -> int:
+        r = kit.script("db_info", "-v")
+        assert r.returncode == 0, shown(r)
+        return sum(1 for line in r.stderr.splitlines() if line.startswith("+ "))
+
+    first = calls()
+    for i in range(6):
+        docker("volume", "create", f"{kit.token}x{i}_sum_db_data")
+        docker("volume", "create", f"{kit.token}y{i}")
+    assert calls() == first
+    facts = info(kit)
+    assert len(facts["volumes"]) == 7, "the six look-alikes are candidates, shown as empty"
+    assert all(not v["has_cluster"] for v in facts["volumes"] if not v["active"])
+
+
+def test_version_mismatch_is_refused_before_the_server_crash_loops(running_kit):
+    kit = running_kit
+    assert kit.script("db_down").returncode == 0
+    kit.helper(kit.volume, "echo 14 > /v/PG_VERSION")
+    r = kit.script("db_up")
+    assert r.returncode == 3, shown(r)
+    assert "PG_VERSION_MISMATCH" in r.stderr
+    assert f"the cluster in {kit.volume} was made by PostgreSQL 14 but the image" in r.stderr
+    assert "pg_upgrade" in r.stderr
+    assert state(info(kit)["container"]["name"]) == "exited", "nothing was started"
+    assert "PG_VERSION_MISMATCH" in [p["code"] for p in info(kit)["problems"]]
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_postgres_18_mount_path_is_explained_not_crash_looped(kit):
+    tag = f"{kit.token}-pg18:test"
+    cid = docker("create", kit.image).stdout.strip()
+    try:
+        docker("commit", "--change", "ENV PG_MAJOR=18", "--change",
+               "ENV PGDATA=/var/lib/postgresql/18/docker", cid, tag)
+        kit.write_env(DB_IMAGE=tag)
+        r = kit.script("db_up")
+        assert r.returncode == 3, shown(r)
+        assert "PG18_MOUNT_PATH" in r.stderr and "/var/lib/postgresql/18/docker" in r.stderr
+        assert kit.volume not in volume_names()
+        compose = kit.root / "docker-compose.yml"
+        compose.write_text(compose.read_text().replace(
+            "sum_db_data:/var/lib/postgresql/data", "sum_db_data:/var/lib/postgresql"))
+        facts = info(kit)
+        assert facts["service"]["pgdata"] == "/var/lib/postgresql/18/docker"
+        assert "PG18_MOUNT_PATH" not in [p["code"] for p in facts["problems"]]
+    finally:
+        docker("rm", cid, check=False)
+        docker("image", "rm", tag, check=False)
+
+
+def test_a_server_that_never_gets_healthy_fails_with_its_log(kit):
+    compose = kit.root / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace(
+        '"pg_isready -h 127.0.0.1', '"echo never >&2; exit 1; pg_isready -h 127.0.0.1'))
+    kit.write_env(DBGUARD_UP_TIMEOUT="4")
+    r = kit.script("db_up")
+    assert r.returncode == 1, shown(r)
+    assert "did not become healthy within 4s (state: running, health: starting" in r.stderr \
+        or "did not become healthy within 4s (state: running, health: unhealthy" in r.stderr
+    assert "  | " in r.stderr and "ready to accept connections" in r.stderr, "its log is shown"
+
+
+def test_a_server_that_exits_while_starting_fails_with_its_log(kit):
+    docker("volume", "create", kit.volume)
+    kit.helper(kit.volume, "echo 15 > /v/PG_VERSION && chown -R 999 /v")  # no real cluster
+    r = kit.script("db_up")
+    assert r.returncode == 1, shown(r)
+    assert "stopped while starting (exit code" in r.stderr, shown(r)
+    assert "  | " in r.stderr
+
+
+def test_first_run_creates_env_from_the_example(kit):
+    example = (kit.root / ".env").read_text()
+    (kit.root / ".env.example").write_text(example)
+    (kit.root / ".env").unlink()
+    r = kit.script("db_up", "--dry-run")
+    assert r.returncode == 0 and not (kit.root / ".env").exists(), "a dry run creates nothing"
+    r = kit.make("db-up")
+    assert r.returncode == 0, shown(r)
+    assert "INFO: created .env from .env.example" in r.stderr
+    assert (kit.root / ".env").read_text() == example
+    assert stat.S_IMODE((kit.root / ".env").stat().st_mode) == 0o600
+
+
+def test_dry_run_up_creates_nothing(kit):
+    r = kit.script("db_up", "--dry-run")
+    assert r.returncode == 0, shown(r)
+    assert "would run:" in r.stderr and " up -d db" in r.stderr
+    assert kit.volume not in volume_names()
+    assert docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={kit.token}"
+                  ).stdout.strip() == ""
+
+
+def test_allow_new_volume_starts_empty_beside_data(make_kit, token):
+    old = make_kit("old" + token, COMPOSE_PROJECT_NAME="old" + token)
+    old.up()
+    old.seed_rows(5)
+    old.compose("-p", "old" + token, "down")  # no container left: the volume looks orphaned
+    new = make_kit()
+    r = new.script("db_up")
+    assert r.returncode == 3 and f"old{token}_sum_db_data" in r.stderr, shown(r)
+    r = new.make("db-up", "ALLOW_NEW_VOLUME=1")
+    assert r.returncode == 0, shown(r)
+    assert f"INFO: creating the new volume {new.volume} (ALLOW_NEW_VOLUME=1)" in r.stderr
+    assert new.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_a_neighbouring_project_with_the_same_volume_key_is_no_alarm(make_kit, token):
+    neighbour = make_kit("nb" + token, COMPOSE_PROJECT_NAME="nb" + token)
+    neighbour.up()
+    neighbour.seed_rows(5)
+    kit = make_kit()
+    kit.up()
+    facts = info(kit)
+    assert "PARALLEL_UNIVERSE" not in [p["code"] for p in facts["problems"]]
+    assert any(f"nb{token}_sum_db_data belongs to the project in {neighbour.root}" in n
+               for n in facts["notes"]), facts["notes"]
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_ignored_volumes_are_left_out(make_kit, token):
+    old = make_kit("old" + token, COMPOSE_PROJECT_NAME="old" + token)
+    old.up()
+    old.compose("-p", "old" + token, "down")
+    kit = make_kit(DBGUARD_IGNORE_VOLUMES=f"old{token}_sum_db_data")
+    kit.up()
+
+
+def test_another_repos_names_work_unchanged(kit):
+    compose = kit.root / "docker-compose.yml"
+    text = compose.read_text().replace("sum_db_data", "pgdata").replace("  db:", "  postgres:")
+    compose.write_text(text)
+    kit.up()
+    facts = info(kit)
+    assert (facts["service"]["name"], facts["active_volume"]) == ("postgres",
+                                                                  f"{kit.token}_pgdata")
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_from_any_directory_through_docker_host(kit, tmp_path):
+    r = kit.script("db_info", "--json", cwd=tmp_path,
+                   env={"DOCKER_HOST": "unix:///var/run/docker.sock"})
+    assert r.returncode == 0, shown(r)
+    assert json.loads(r.stdout)["active_volume"] == kit.volume
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_a_stopped_daemon_is_one_error_line(kit, tmp_path):
+    sock = f"unix://{tmp_path}/no-docker.sock"
+    for script in ("db_info", "db_up", "db_dump", "db_migrate_volume", "db_restore"):
+        r = kit.script(script, env={"DOCKER_HOST": sock})
+        assert r.returncode == 1, shown(r)
+        assert r.stderr.strip().splitlines()[-1] == (
+            f"ERROR: cannot reach the Docker daemon ({sock}). Start Docker (or fix DOCKER_HOST "
+            "/ DOCKER_CONTEXT) and run again; `docker info` shows what is wrong"), shown(r)
+
+
+@pytest.mark.parametrize("flavor", ["v2", "v1"])
+def test_compose_auto_detection_prefers_v2(kit):
+    kit.write_env(DBGUARD_COMPOSE="auto")
+    assert info(kit)["compose"]["flavor"] == kit.flavor, \
+        "auto takes v2 where the plugin is installed, v1 where only docker-compose is"
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_bad_names_are_one_error_line(kit):
+    kit.write_env(DBGUARD_SERVICE="database")
+    r = kit.script("db_info")
+    assert r.returncode == 2, shown(r)
+    assert r.stderr.strip() == ("ERROR: DBGUARD_SERVICE='database' is not a service of the "
+                                "compose file (services: db). Set DBGUARD_SERVICE in .env to "
+                                "the database service")
+    kit.write_env(DBGUARD_SERVICE=None, COMPOSE_FILE="compose.prod.yml")
+    r = kit.script("db_up")
+    assert r.returncode == 2 and "compose file not found" in r.stderr, shown(r)
+    assert kit.volume not in volume_names()

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Entrypoint of the test image: the contract of the official postgres image, reduced to what the
+# kit relies on. Data in $PGDATA; initdb only when $PGDATA has no PG_VERSION (POSTGRES_USER,
+# POSTGRES_PASSWORD and POSTGRES_DB take effect only then); trust on the local socket, password
+# over TCP; the server runs as postgres through exec so that signals reach it.
+set -Eeuo pipefail
+
+if [ "${1:-postgres}" != postgres ]; then
+	exec "$@"
+fi
+
+: "${PGDATA:=/var/lib/postgresql/data}"
+: "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$PGDATA"
+	chmod 00700 "$PGDATA"
+	find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' +
+	exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+	if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+		echo 'error: database is uninitialized and POSTGRES_PASSWORD is not set' >&2
+		exit 1
+	fi
+	pwfile=$(mktemp)
+	printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+	initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
+		--auth-host=scram-sha-256 -D "$PGDATA" >/dev/null
+	rm -f "$pwfile"
+	printf 'host all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
+	# Like the official image: a socket-only server while initialising, so that a TCP health
+	# check cannot report ready before the database exists.
+	pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+	if [ "$POSTGRES_DB" != postgres ]; then
+		psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres -q \
+			--set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
+	fi
+	pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+	echo 'PostgreSQL init process complete; ready for start up.'
+fi
+
+exec postgres -D "$PGDATA" -c listen_addresses='*'

@@ -1,0 +1,187 @@
+"""Backup files: what counts as a kit backup, atomic writes with checksums, recognising dumps
+by their headers, and the checks that refuse a bad file before anything changes."""
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import _dbguard as g
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("sum_db_20251215_124427.dump", True), ("sum_db_20251215_124427.sql", True),
+    ("sum_db_20251215_124427_pre-restore.dump", True), ("my.db_20251215_124427.dump", True),
+    (".sum_db_20251215_124427.dump.partial", False), ("sum_db_20251215_124427.dump.sha256", False),
+    ("sum_db_20251215_124427.sql.gz", False), ("sum_db_latest.dump", False),
+    ("notes.txt", False), ("sum_db_2025121_124427.dump", False),
+])
+def test_which_names_are_kit_backups(name, ok):
+    assert bool(g.BACKUP_RE.match(name)) is ok
+
+
+class S:
+    def __init__(self, folder):
+        self.backup_dir = folder
+
+
+def test_list_backups_newest_first_and_nothing_else(tmp_path):
+    for name in ("sum_db_20251210_090000.dump", "sum_db_20251215_124427.sql",
+                 "sum_db_20251212_000000_pre-restore.dump", ".sum_db_20251216_000000.dump.partial",
+                 "sum_db_20251217_000000.dump.sha256", "random.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    names = [b.path.name for b in g.list_backups(S(tmp_path))]
+    assert names == ["sum_db_20251215_124427.sql", "sum_db_20251212_000000_pre-restore.dump",
+                     "sum_db_20251210_090000.dump"]
+
+
+def test_stream_commit_is_owner_only_with_a_matching_checksum(tmp_path):
+    out = g.StreamToFile(tmp_path / "sum_db_20251215_124427.dump")
+    out.pump(io.BytesIO(b"PGDMP" + b"x" * 3_000_000))
+    assert out.partial.exists() and not out.final.exists()
+    assert not g.BACKUP_RE.match(out.partial.name), "a partial file is never a backup"
+    final = out.commit()
+    assert not out.partial.exists()
+    assert stat.S_IMODE(os.stat(final).st_mode) == 0o600
+    backup = g.Backup.from_path(final)
+    assert backup.checksum_ok() is True
+    with open(final, "ab") as handle:
+        handle.write(b"tampered")
+    assert backup.checksum_ok() is False
+    os.unlink(final.with_name(final.name + ".sha256"))
+    assert backup.checksum_ok() is None
+
+
+def test_discarded_stream_leaves_nothing(tmp_path):
+    out = g.StreamToFile(tmp_path / "sum_db_20251215_124427.dump")
+    out.write(b"half")
+    out.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_custom_archive_header_is_read_like_pg_restore():
+    facts = g.read_dump_header(DATA / "tiny.dump")
+    assert (facts.format, facts.dbname, facts.pg_dump_major) == ("custom", "d", 15)
+    assert facts.server_version.startswith("15.18")
+
+
+def test_plain_dump_header():
+    facts = g.read_dump_header(DATA / "tiny.sql")
+    assert (facts.format, facts.pg_dump_major) == ("plain", 15)
+
+
+def test_a_random_file_is_refused(tmp_path):
+    junk = tmp_path / "sum_db_20251215_124427.dump"
+    junk.write_bytes(os.urandom(2048))
+    with pytest.raises(g.Refusal) as err:
+        g.read_dump_header(junk)
+    assert err.value.line() == (
+        f"ERROR: {junk} is not a PostgreSQL dump (neither pg_dump's custom format nor plain "
+        "SQL). Pick a file made by `make db-dump` (`make db-backups` lists them); nothing was "
+        "changed")
+
+
+def test_a_cut_header_is_refused(tmp_path):
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes((DATA / "tiny.dump").read_bytes()[:40])
+    with pytest.raises(g.Refusal) as err:
+        g.read_dump_header(cut)
+    assert "has a damaged pg_dump header" in err.value.message
+
+
+def copy_with_checksum(tmp_path, source, name):
+    path = tmp_path / name
+    path.write_bytes(source.read_bytes())
+    g.write_checksum(path, g.sha256_file(path))
+    return path
+
+
+def test_checksum_mismatch_is_refused_before_anything(tmp_path):
+    path = copy_with_checksum(tmp_path, DATA / "tiny.dump", "sum_db_20251215_124427.dump")
+    path.write_bytes(path.read_bytes()[:-100])  # truncated after it was written
+    with pytest.raises(g.Refusal) as err:
+        g.check_backup(None, path, 15)
+    assert err.value.message == ("sum_db_20251215_124427.dump does not match its checksum: it "
+                                 "was truncated or changed after it was written")
+
+
+def test_plain_dump_without_its_trailer_is_refused(tmp_path):
+    path = tmp_path / "cut.sql"
+    path.write_bytes((DATA / "tiny.sql").read_bytes()[:900])
+    with pytest.raises(g.Refusal) as err:
+        g.check_backup(None, path, 15)
+    assert "ends before pg_dump's completion trailer" in err.value.message
+
+
+def test_dump_from_a_newer_major_is_refused(tmp_path):
+    text = (DATA / "tiny.sql").read_text().replace("Dumped by pg_dump version 15.18",
+                                                   "Dumped by pg_dump version 17.2")
+    path = tmp_path / "newer.sql"
+    path.write_text(text)
+    with pytest.raises(g.Refusal) as err:
+        g.check_backup(None, path, 15)
+    assert err.value.message.startswith("newer.sql was made by pg_dump 17.2")
+
+
+def test_good_plain_dump_with_checksum_passes(tmp_path):
+    path = copy_with_checksum(tmp_path, DATA / "tiny.sql", "sum_db_20251215_124427.sql")
+    checked = g.check_backup(None, path, 15)
+    assert (checked.facts.format, checked.checksum) == ("plain", True)
+
+
+def test_missing_file_is_a_usage_error(tmp_path):
+    with pytest.raises(g.UsageError) as err:
+        g.check_backup(None, tmp_path / "nope.dump", 15)
+    assert err.value.code == 2 and "no such backup file" in err.value.message
+
+
+def make_tar(path: Path, files: dict) -> None:
+    with tarfile.open(path, "w") as archive:
+        root = tarfile.TarInfo(".")
+        root.type, root.mode = tarfile.DIRTYPE, 0o700
+        archive.addfile(root)
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o600, 999, 999, 5
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_manifests_from_a_container_listing_and_from_a_tar_agree(tmp_path):
+    import hashlib
+
+    make_tar(tmp_path / "s.tar", {"PG_VERSION": b"15\n", g.INCOMPLETE_MARKER: b""})
+    digest = hashlib.sha256(b"15\n").hexdigest()
+    listing = ("== /m/0\ndirectory|700|0|0|4096|1|.\n"
+               "regular file|600|999|999|3|5|./PG_VERSION\n"
+               f"-- sums\n{digest}  ./PG_VERSION\n-- links\n")
+    from_volume = g.parse_manifests(listing)["/m/0"]
+    from_tar = g.tar_manifest(tmp_path / "s.tar")
+    assert from_tar == from_volume, "the marker is left out, the rest matches field by field"
+    changed = dict(from_volume, **{"./PG_VERSION": ("f", "600", "999", "999", 3, 5, "0" * 64)})
+    assert g.manifest_differences(from_volume, changed) == [
+        f"differs ./PG_VERSION: {from_volume['./PG_VERSION'][:6]} vs "
+        f"{changed['./PG_VERSION'][:6]}"]
+    assert g.manifest_differences(from_volume, {}) == ["missing .", "missing ./PG_VERSION"]
+
+
+def test_a_short_tar_does_not_read_back(tmp_path):
+    make_tar(tmp_path / "s.tar", {"big": b"x" * 100_000})
+    (tmp_path / "s.tar").write_bytes((tmp_path / "s.tar").read_bytes()[:50_000])
+    with pytest.raises(tarfile.TarError):
+        g.tar_manifest(tmp_path / "s.tar")
+
+
+def test_scratch_names_fit_postgres_identifiers():
+    new, old = g.scratch_names("x" * 63)
+    assert len(new.encode()) <= 63 and len(old.encode()) <= 63 and new != old
+    assert g.scratch_names("sum_db") == ("sum_db_dbguard_new", "sum_db_dbguard_old")
+
+
+def test_table_report():
+    lines = g.report_tables({"public.a": 10, "public.b": 5}, {"public.a": 12, "public.c": 1})
+    assert lines == ["tables: 2 -> 2; rows (estimate): 15 -> 13", "  public.a: 10 -> 12",
+                     "  public.b: 5 -> -", "  public.c: - -> 1"]

@@ -1,0 +1,134 @@
+"""Reading the compose project: the database service, its data mount and its volume, from v2's
+JSON or v1's YAML, without hard-coded names."""
+import json
+from pathlib import Path
+
+import pytest
+
+import _dbguard as g
+
+DATA = Path(__file__).parent / "data"
+
+
+def model(services, volumes=None):
+    return {"services": services, "volumes": volumes or {}}
+
+
+def pg(source="sum_db_data", target="/var/lib/postgresql/data", image="postgres:17", **extra):
+    return {"image": image, "volumes": [{"type": "volume", "source": source, "target": target}],
+            **extra}
+
+
+def load(m, name="proj", wanted=None):
+    return g.project_from_model(m, name, ".env", Path("/src/proj"), wanted)
+
+
+def test_kit_layout():
+    p = load(model({"db": pg()}, {"sum_db_data": {"name": "proj_sum_db_data"}}))
+    assert (p.service, p.volume_key, p.volume, p.mount_target) == (
+        "db", "sum_db_data", "proj_sum_db_data", "/var/lib/postgresql/data")
+
+
+def test_another_repos_names_postgres_and_pgdata_with_an_app_beside_it():
+    m = model({"web": {"image": "python:3.12", "volumes": [
+                   {"type": "bind", "source": "/src", "target": "/app"}]},
+               "postgres": pg("pgdata", image="registry.example/team/postgres:16-alpine")},
+              {"pgdata": {}})
+    p = load(m)
+    assert (p.service, p.volume_key, p.volume) == ("postgres", "pgdata", "proj_pgdata")
+
+
+def test_explicit_and_external_volume_names():
+    assert load(model({"db": pg()}, {"sum_db_data": {"name": "fixed"}})).volume == "fixed"
+    p = load(model({"db": pg()}, {"sum_db_data": {"external": True}}))
+    assert p.external and p.volume == "sum_db_data"
+
+
+def test_pgdata_below_the_mount_and_postgres_18_layout():
+    m = model({"db": pg(target="/var/lib/postgresql", image="postgres:18",
+                        environment={"PGDATA": "/var/lib/postgresql/18/docker"})})
+    p = load(m)
+    assert p.mount_target == "/var/lib/postgresql"
+    assert p.service_pgdata == "/var/lib/postgresql/18/docker"
+
+
+@pytest.mark.parametrize("services, wanted, message", [
+    ({"web": {"image": "nginx"}}, None, "no service in the compose file looks like PostgreSQL"),
+    ({"a": pg(), "b": pg("other")}, None, "several services look like PostgreSQL: a, b"),
+    ({"db": pg()}, "database", "DBGUARD_SERVICE='database' is not a service of the compose "
+                               "file (services: db)"),
+    ({"db": {"image": "postgres:17"}}, None, "service 'db' mounts no volume at "
+                                             "/var/lib/postgresql/data"),
+    ({"db": {"image": "postgres:17", "volumes": [
+        {"type": "bind", "source": "/src/pgdata", "target": "/var/lib/postgresql/data"}]}},
+     None, "service 'db' keeps its data in a bind mount (/src/pgdata at "
+           "/var/lib/postgresql/data), not a named volume"),
+])
+def test_unusable_compose_files_are_named(services, wanted, message):
+    with pytest.raises(g.UsageError) as err:
+        load(model(services), wanted=wanted)
+    assert message in err.value.message
+
+
+def test_wanted_service_wins_over_detection():
+    m = model({"a": pg(), "b": pg("other")})
+    assert load(m, wanted="b").volume_key == "other"
+
+
+def test_v1_yaml_of_the_kit_compose_file():
+    config = g.parse_yaml((DATA / "v1_config_kit.yml").read_text())
+    assert config["services"]["db"]["healthcheck"]["test"] == [
+        "CMD-SHELL", 'pg_isready -h 127.0.0.1 -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}"']
+    assert config["volumes"] == {"sum_db_data": {}}
+    p = load(g.v1_model(config))
+    assert (p.service, p.volume_key, p.volume, p.image) == ("db", "sum_db_data",
+                                                            "proj_sum_db_data", "postgres:17")
+
+
+def test_v1_yaml_with_folded_quoted_and_long_syntax_values():
+    config = g.parse_yaml((DATA / "v1_config_tricky.yml").read_text())
+    app = config["services"]["app"]
+    assert app["command"][2] == ("echo 'hello: world' && sleep 1000000 && echo a very long "
+                                 "command line that goes on and on and on past eighty columns "
+                                 "for sure")
+    assert app["depends_on"] == {"postgres": {"condition": "service_started"}}
+    pgsvc = config["services"]["postgres"]
+    assert pgsvc["healthcheck"]["test"] == ('pg_isready -U postgres && echo "it\'s: ready" \\ '
+                                            'with a long long long long long long long text')
+    assert pgsvc["volumes"][0] == {"source": "pgdata", "target": "/var/lib/postgresql/data",
+                                   "type": "volume"}
+    assert config["volumes"]["pgdata"] == {"labels": {"x": "y: z"}}
+    assert config["volumes"]["other"] == {"external": True, "name": "named"}
+    p = load(g.v1_model(config), name="myapp")
+    assert (p.service, p.volume, p.service_pgdata) == (
+        "postgres", "myapp_pgdata", "/var/lib/postgresql/data/pgdata")
+
+
+def test_yaml_scalars():
+    text = 'a: "x\\ty\\u00e9"\nb: \'it\'\'s\'\nc: null\nd: true\ne: []\nf:\n- 1\n- two\n'
+    assert g.parse_yaml(text) == {"a": "x\ty\u00e9", "b": "it's", "c": None, "d": True,
+                                  "e": [], "f": ["1", "two"]}
+
+
+def test_unreadable_yaml_is_an_error_not_a_guess():
+    with pytest.raises(g.Failure) as err:
+        g.parse_yaml("a: 1\nnot a key\nb: 2\n")
+    assert "cannot read the output of `docker-compose config`" in err.value.message
+
+
+def test_v1_short_syntax_mounts_become_long_syntax():
+    m = g.v1_model({"services": {"db": {"volumes": [
+        "data:/var/lib/postgresql/data:rw", "/host:/x:ro", "./rel:/y", "/anon"]}},
+        "volumes": {"data": {"external": {"name": "real"}}}})
+    assert m["services"]["db"]["volumes"] == [
+        {"type": "volume", "source": "data", "target": "/var/lib/postgresql/data"},
+        {"type": "bind", "source": "/host", "target": "/x"},
+        {"type": "bind", "source": "./rel", "target": "/y"},
+        {"type": "volume", "source": "", "target": "/anon"}]
+    assert m["volumes"]["data"] == {"external": True, "name": "real"}
+
+
+def test_pg_major_from_image_tags():
+    assert [g.pg_major_from_tag(t) for t in (
+        "postgres:17", "postgres:16-alpine", "postgres:15.4", "postgres", "x/y:latest",
+        "localhost:5000/postgres:14")] == [17, 16, 15, None, None, 14]

@@ -1,0 +1,127 @@
+"""Messages, exit codes, prompts and the command runner: one ERROR line with the next step, the
+documented exit codes, no question without a terminal, and dry runs that run nothing."""
+import io
+import sys
+
+import pytest
+
+import _dbguard as g
+
+
+def run_main(exc):
+    @g.entrypoint
+    def main(argv=None):
+        raise exc
+    return main([])
+
+
+@pytest.mark.parametrize("exc, code", [
+    (g.Failure("it broke", "Do this next"), 1),
+    (g.UsageError("bad flag", "Use the other one"), 2),
+    (g.Refusal("not safe", "Nothing was changed"), 3),
+])
+def test_expected_failures_end_in_one_error_line_and_their_code(capsys, exc, code):
+    assert run_main(exc) == code
+    err = capsys.readouterr().err
+    assert err == f"ERROR: {exc.message}. {exc.next_step}\n"
+
+
+def test_refusal_details_come_before_the_error_line(capsys):
+    assert run_main(g.Refusal("no", "Nothing was changed", ["volume a", "volume b"])) == 3
+    assert capsys.readouterr().err == "volume a\nvolume b\nERROR: no. Nothing was changed\n"
+
+
+def test_interrupt_is_130_with_one_line(capsys):
+    assert run_main(KeyboardInterrupt()) == 130
+    assert capsys.readouterr().err.startswith("ERROR: interrupted.")
+
+
+def test_bugs_keep_their_traceback():
+    with pytest.raises(ZeroDivisionError):
+        run_main(ZeroDivisionError())
+
+
+def test_no_question_without_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    with pytest.raises(g.Refusal) as err:
+        g.confirm("Delete?", assume_yes=False)
+    assert err.value.line() == (
+        "ERROR: no terminal to ask for confirmation, and --yes was not given. Run it in a "
+        "terminal, or confirm ahead with YES=1 (make) or --yes (script); nothing was changed")
+
+
+def test_yes_answers_and_says_so(capsys):
+    g.confirm("Delete?", assume_yes=True)
+    assert capsys.readouterr().err == "INFO: Delete? [y/N] yes (--yes)\n"
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("answer, accepted", [("y\n", True), ("yes\n", True), ("\n", False),
+                                              ("n\n", False), ("sure\n", False), ("", False)])
+def test_only_y_or_yes_is_yes(monkeypatch, answer, accepted):
+    monkeypatch.setattr(sys, "stdin", FakeTTY(answer))
+    if accepted:
+        g.confirm("Go?", assume_yes=False)
+    else:
+        with pytest.raises(g.Refusal) as err:
+            g.confirm("Go?", assume_yes=False)
+        assert err.value.line() == "ERROR: not confirmed. Nothing was changed"
+
+
+def test_dry_run_shows_changing_commands_and_runs_only_reading_ones(tmp_path, capsys):
+    run = g.Runner(tmp_path, dry_run=True)
+    run(["touch", str(tmp_path / "changed")], mutates=True)
+    assert not (tmp_path / "changed").exists()
+    assert capsys.readouterr().err == f"would run: touch {tmp_path / 'changed'}\n"
+    assert run(["echo", "read"]).stdout == b"read\n"
+    assert run.calls == 1
+
+
+def test_verbose_shows_each_command_quoted(tmp_path, capsys):
+    g.Runner(tmp_path, verbose=True)(["echo", "two words"])
+    assert capsys.readouterr().err == "+ echo 'two words'\n"
+
+
+def test_a_missing_program_is_one_error(tmp_path):
+    with pytest.raises(g.Failure) as err:
+        g.Runner(tmp_path)(["no-such-program-dbguard"])
+    assert err.value.message == "no-such-program-dbguard is not installed (or not on PATH)"
+
+
+def test_failed_commands_name_their_last_error_line():
+    f = g.command_failure(["docker", "volume", "rm", "x"], b"warn\nError: volume is in use\n")
+    assert f.message == "`docker volume` failed: Error: volume is in use"
+
+
+def test_an_unreachable_daemon_is_named_with_the_next_step(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
+    f = g.command_failure(["docker", "ps"], b"Cannot connect to the Docker daemon at "
+                                            b"unix:///nowhere.sock. Is the docker daemon running?")
+    assert f.line() == ("ERROR: cannot reach the Docker daemon (unix:///nowhere.sock). Start "
+                        "Docker (or fix DOCKER_HOST / DOCKER_CONTEXT) and run again; "
+                        "`docker info` shows what is wrong")
+
+
+def test_progress_is_silent_off_a_terminal(capsys):
+    p = g.Progress("copying", 100)
+    p.update(50)
+    p.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_on_a_terminal_shows_bytes_and_percent(capsys):
+    p = g.Progress("copying", 4 << 20, enabled=True)
+    p.update(1 << 20)
+    p.close()
+    assert "copying: 1.0 MiB of 4.0 MiB (25%)" in capsys.readouterr().err
+
+
+def test_sizes_and_ages():
+    assert [g.human_size(n) for n in (0, 1023, 1024, 5 << 20, 3 << 30)] == [
+        "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 GiB"]
+    assert [g.human_age(s) for s in (5, 60, 7200, 86400 * 3)] == [
+        "just now", "1 minute ago", "2 hours ago", "3 days ago"]

@@ -1,0 +1,53 @@
+"""Compose project names: how each Compose generation derives them, and which volumes the kit
+therefore takes for candidates."""
+from pathlib import Path
+
+import pytest
+
+import _dbguard as g
+
+
+@pytest.mark.parametrize("directory, v2, v1, legacy", [
+    ("tradesite", "tradesite", "tradesite", "tradesite"),
+    ("sum-platform", "sum-platform", "sum-platform", "sumplatform"),
+    ("My.App", "myapp", "myapp", "myapp"),
+    ("Trade Site", "tradesite", "tradesite", "tradesite"),
+    ("_hidden-app", "hidden-app", "_hidden-app", "hiddenapp"),
+    ("mailcow-dockerized", "mailcow-dockerized", "mailcow-dockerized", "mailcowdockerized"),
+])
+def test_directory_names_per_compose_generation(directory, v2, v1, legacy):
+    assert g.directory_project_names(directory) == {"v2": v2, "v1": v1, "v1-pre-1.21": legacy}
+
+
+@pytest.mark.parametrize("name, valid", [
+    ("sumplatform", True), ("sum-platform", True), ("sum_platform2", True),
+    ("Sum", False), ("sum platform", False), ("-sum", False), ("_sum", False), ("", False),
+])
+def test_explicit_project_names_must_be_normal(name, valid):
+    assert bool(g.PROJECT_NAME_RE.match(name)) is valid
+
+
+def project(name="sumplatform", key="sum_db_data", directory="sum-platform"):
+    return g.Project(name=name, name_source=".env", directory=Path("/src") / directory,
+                     service="db", image="postgres:17", volume_key=key,
+                     volume=f"{name}_{key}", external=False,
+                     mount_target="/var/lib/postgresql/data", service_pgdata=None)
+
+
+@pytest.mark.parametrize("volume, label, reasons", [
+    ("sumplatform_sum_db_data", "sum_db_data", ["active", "label"]),
+    ("tradesite_sum_db_data", "sum_db_data", ["label", "name"]),
+    ("tradesite_sum_db_data", "", ["name"]),
+    ("handmade", "sum_db_data", ["label"]),
+    ("sum-platform_sum_db_data", "", ["name", "directory name (v2, v1)"]),
+    ("sum_db_data_backup", "", []),
+    ("other_pgdata", "pgdata", []),
+])
+def test_candidates_by_label_name_and_older_compose_names(volume, label, reasons):
+    assert g.candidate_reasons(volume, label, project()) == reasons
+
+
+def test_pre_1_21_name_of_the_directory_is_found_with_its_generation():
+    p = project(name="renamed", directory="sum-platform")
+    assert g.candidate_reasons("sumplatform_sum_db_data", "", p) == [
+        "name", "directory name (v1-pre-1.21)"]
