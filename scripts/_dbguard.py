@@ -175,6 +175,10 @@ def human_size(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def human_age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -936,6 +940,7 @@ class Container:
     service: str
     volumes: list[str]
     working_dir: str = ""
+    helper: bool = False  # a throwaway container of the kit's (left over if it was killed)
 
 
 @dataclass
@@ -1015,16 +1020,17 @@ def candidate_reasons(name: str, labels_volume: str, project: Project) -> list[s
 def list_containers(runner: Runner) -> list[Container]:
     fmt = "\t".join(["{{.ID}}", "{{.Names}}", "{{.State}}", "{{.Status}}", "{{.Ports}}",
                      f'{{{{.Label "{LABEL_PROJECT}"}}}}', f'{{{{.Label "{LABEL_SERVICE}"}}}}',
-                     f'{{{{.Label "{LABEL_WORKDIR}"}}}}', "{{.Mounts}}"])
+                     f'{{{{.Label "{LABEL_WORKDIR}"}}}}', f'{{{{.Label "{LABEL_HELPER}"}}}}',
+                     "{{.Mounts}}"])
     out = runner(["docker", "ps", "-a", "--no-trunc", "--format", fmt]).stdout.decode()
     containers = []
     for line in out.splitlines():
         parts = line.split("\t")
-        if len(parts) != 9:
+        if len(parts) != 10:
             continue
-        cid, name, state, status, ports, proj, svc, workdir, mounts = parts
+        cid, name, state, status, ports, proj, svc, workdir, helper, mounts = parts
         containers.append(Container(cid, name, state, status, ports, proj, svc,
-                                    [m for m in mounts.split(",") if m], workdir))
+                                    [m for m in mounts.split(",") if m], workdir, helper == "1"))
     return containers
 
 
@@ -1414,8 +1420,7 @@ def database_summary(settings: Settings) -> dict:
             tables = table_stats(conn)
             version = conn.execute("SHOW server_version").fetchone()[0]
     except Exception as exc:  # any connection problem is a fact to report, not a crash
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return {"reachable": False, "error": first.replace(settings.db_password, "********")}
+        return {"reachable": False, "error": explain_connection_error(settings, exc)}
     size = next((s for d, s in dbs if d == settings.db_name), None)
     return {"reachable": True, "server_version": version,
             "databases": [{"name": d, "size_bytes": s} for d, s in dbs],
@@ -1486,6 +1491,19 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
 
 
 RUNNING_STATES = ("running", "restarting", "paused")
+
+
+def remove_leftover_helpers(kit: Kit, volumes: Iterable[Volume]) -> None:
+    """A killed dbguard command can leave its throwaway container running (docker keeps a
+    container going when its client dies). The kit's lock says no command of ours is running,
+    so such a container must not keep writing while the volume is worked on again."""
+    leftovers = {c.id: c for v in volumes for c in v.used_by if c.helper}
+    if leftovers:
+        info("removing leftover dbguard helper containers of an interrupted run: "
+             + ", ".join(c.name for c in leftovers.values()))
+        kit.run(["docker", "rm", "-f", *leftovers], mutates=True)
+        for v in volumes:
+            v.used_by = [c for c in v.used_by if not c.helper]
 
 
 def stop_containers(kit: Kit, containers: list[Container]) -> None:
@@ -1962,9 +1980,18 @@ def preflight_replace(kit: Kit) -> dict[str, int] | None:
         return table_stats(conn)
 
 
-def connection_failure(settings: Settings, exc: Exception) -> Failure:
+def explain_connection_error(settings: Settings, exc: Exception) -> str:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     first = first.replace(settings.db_password, "********")
+    if "password authentication failed" in first:
+        first += (" (a cluster keeps the password it was created with: POSTGRES_PASSWORD only "
+                  "applies when the image initialises an empty volume, so DJANGO_DB_PASSWORD "
+                  "must be the cluster's)")
+    return first
+
+
+def connection_failure(settings: Settings, exc: Exception) -> Failure:
+    first = explain_connection_error(settings, exc)
     return Failure(f"cannot connect to PostgreSQL at {settings.db_host}:{settings.db_port} as "
                    f"{settings.db_user!r}: {first}",
                    "Check DJANGO_DB_HOST/PORT/USER/PASSWORD in .env and `make db-info`")
@@ -2251,6 +2278,7 @@ def snapshot_volume(kit: Kit, volume: Volume) -> Path:
     folder = private_dir(kit.settings.backup_dir / "volumes")
     stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
     final = folder / f"{volume.name}_{stamp}.tar"
+    info(f"taking a snapshot of {volume.name} ({human_size(volume.size)})")
     argv = helper_args(kit.image.ref, [(volume.name, "/v", True)], TAR_SCRIPT)
 
     def verify(out: StreamToFile) -> None:

@@ -97,8 +97,8 @@ def render(facts: dict) -> str:
         dbs = ", ".join(f"{d['name']} ({g.human_size(d['size_bytes'])})" for d in db["databases"])
         out += [f"  Server:     PostgreSQL {db['server_version']}",
                 f"  Databases:  {dbs}",
-                f"  {c['name']}: {db['tables']} table{'' if db['tables'] == 1 else 's'}, about "
-                f"{db['rows_estimate']:,} rows, "
+                f"  {c['name']}: {g.plural(db['tables'], 'table')}, about "
+                f"{g.plural(db['rows_estimate'], 'row')}, "
                 f"{g.human_size(db['size_bytes'])}"]
     else:
         out.append(f"  not reachable at {c['host']}:{c['port']}: {db['error']}")

@@ -201,8 +201,8 @@ def report(kit: g.Kit, source_name: str) -> None:
     db = g.database_summary(kit.settings)
     if db["reachable"]:
         g.info(f"databases: {', '.join(d['name'] for d in db['databases'])}; "
-               f"{kit.settings.db_name}: {db['tables']} tables, about {db['rows_estimate']:,} "
-               "rows")
+               f"{kit.settings.db_name}: {g.plural(db['tables'], 'table')}, about "
+               f"{g.plural(db['rows_estimate'], 'row')}")
     else:
         g.warning(f"the server does not answer at {kit.settings.db_host}:"
                   f"{kit.settings.db_port}: {db['error']}")
@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(kit: g.Kit, args) -> int:
     volumes = kit.scan()
     target = next(v for v in volumes if v.active)
+    if not kit.run.dry_run:
+        g.remove_leftover_helpers(kit, volumes)
     if args.undo:
         return undo(kit, target, args.yes, args.force, kit.run.dry_run)
     source = pick_source(kit, volumes, args.source)

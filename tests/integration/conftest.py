@@ -108,7 +108,7 @@ class Kit:
     image: str
     docker_config: Path
     token: str
-    password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(8))
+    password: str = ""
     port: int = field(default_factory=free_port)
     env_values: dict = field(default_factory=dict)
 
@@ -272,7 +272,9 @@ def make_kit(tmp_path, image, flavor, docker_configs, token):
                     "__pycache__", "*.pyc", "*.dump", "*.sql", "*.sha256", "volumes", ".*.lock"))
             else:
                 shutil.copy2(src, root / name)
-        kit = Kit(root, flavor, image, docker_configs[flavor], token)
+        # One password for every kit of a test: they stand for one repository over time, and
+        # a cluster keeps the password it was created with.
+        kit = Kit(root, flavor, image, docker_configs[flavor], token, password="pw-" + token)
         kit.write_env(**env)
         kits.append(kit)
         return kit
@@ -290,9 +292,13 @@ def make_kit(tmp_path, image, flavor, docker_configs, token):
             docker("rm", "-f", "-v", *ids, check=False)
         docker("network", "rm", f"{project}_default", check=False)
     for extra in docker("ps", "-aq", "--filter", f"name={token}").stdout.split():
-        docker("rm", "-f", extra, check=False)
+        docker("rm", "-f", "-v", extra, check=False)
     made = volume_names() - volumes_before
     doomed = [v for v in made if token in v or v in fixed_names]
+    for v in doomed:  # e.g. a helper container that a killed command left running
+        users = docker("ps", "-aq", "--filter", f"volume={v}").stdout.split()
+        if users:
+            docker("rm", "-f", "-v", *users, check=False)
     if doomed:
         docker("volume", "rm", "-f", *doomed, check=False)
 

@@ -12,7 +12,7 @@ from conftest import docker, shown, volume_names
 
 NAMES = ["tradesite_sum_db_data", "sum-platform_sum_db_data", "sumplatform_sum_db_data"]
 MANIFEST = "cd /v && find . -exec stat -c '%a %u %s %Y %n' {} + | sort && " \
-           "find . -type f -exec sha256sum {} + | sort"
+           "find . -type f -exec sha256sum {} + | sort"  # the source must not change at all
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def test_postgres_18_mount_path_is_explained_not_crash_looped(kit):
         assert facts["service"]["pgdata"] == "/var/lib/postgresql/18/docker"
         assert "PG18_MOUNT_PATH" not in [p["code"] for p in facts["problems"]]
     finally:
-        docker("rm", cid, check=False)
+        docker("rm", "-v", cid, check=False)
         docker("image", "rm", tag, check=False)
 
 

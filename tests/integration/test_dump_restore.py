@@ -1,0 +1,236 @@
+"""db-dump and db-restore on the real engine: round trips that compare every row, files that
+are only ever whole, bad backups refused with nothing touched, and restores that fail halfway
+leaving the database as it was."""
+from __future__ import annotations
+
+import re
+import signal
+import stat
+import time
+
+import pytest
+
+from conftest import shown
+
+NAME = re.compile(r"^sum_db_\d{8}_\d{6}\.(dump|sql)$")
+
+
+def dumps(kit) -> list:
+    folder = kit.root / "backups"
+    return sorted(p.name for p in folder.iterdir() if NAME.match(p.name))
+
+
+def dump(kit, *args: str):
+    r = kit.script("db_dump", *args)
+    assert r.returncode == 0, shown(r)
+    return kit.root / r.stdout.strip()
+
+
+def databases(kit) -> set[str]:
+    return {r[0] for r in kit.sql("SELECT datname FROM pg_database WHERE NOT datistemplate")}
+
+
+def rich_content(kit) -> None:
+    kit.sql("CREATE TABLE kinds (id int PRIMARY KEY, j jsonb, b bytea, t timestamptz, "
+            "u text, n numeric(20, 6), a int[])")
+    kit.sql("INSERT INTO kinds SELECT g, jsonb_build_object('g', g), decode(md5(g::text), 'hex'),"
+            " '2025-12-15 12:44:27+00'::timestamptz + g * interval '1 minute', "
+            "'ünïcødé ' || g, g / 7.0, ARRAY[g, g * 2] FROM generate_series(1, 2000) g")
+    kit.sql("CREATE VIEW kinds_view AS SELECT id, u FROM kinds")
+    kit.sql("CREATE SEQUENCE counter START 42")
+
+
+@pytest.mark.parametrize("fmt", ["custom", "plain"])
+def test_dump_change_restore_gives_back_every_row(running_kit, fmt):
+    kit = running_kit
+    rich_content(kit)
+    before = kit.fingerprint()
+    path = dump(kit, "--format", fmt)
+    kit.sql("UPDATE pages SET title = 'changed' WHERE id < 100")
+    kit.sql("DELETE FROM kinds WHERE id > 1000")
+    kit.sql("CREATE TABLE extra AS SELECT 1 AS x")
+    changed = kit.fingerprint()
+    r = kit.make("db-restore", f"FILE={path}", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert kit.fingerprint() == before
+    assert kit.sql("SELECT last_value FROM counter") == [(42,)]
+    assert "public.extra: 1 -> -" in r.stderr and "tables: 3 -> 2" in r.stderr, shown(r)
+    safety = re.search(r"safety dump: (\S+)", r.stderr)[1]
+    assert safety.endswith("_pre-restore.dump"), shown(r)
+    assert databases(kit) == {"postgres", "sum_db"}, "no scratch or old database is left"
+    r = kit.script("db_restore", "--file", safety, "--yes")
+    assert r.returncode == 0, shown(r)
+    assert kit.fingerprint() == changed, "the safety dump puts back what was replaced"
+
+
+def test_dump_files_are_whole_owner_only_and_checksummed(running_kit):
+    kit = running_kit
+    r = kit.script("db_dump")
+    assert r.returncode == 0, shown(r)
+    path = kit.root / r.stdout.strip()
+    assert NAME.match(path.name) and path.suffix == ".dump", "custom is the default"
+    assert re.search(rf"INFO: wrote {re.escape(str(path))} \(\d+\.\d KiB, \d+\.\ds, sha256 in ",
+                     r.stderr), shown(r)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    sha = path.with_name(path.name + ".sha256").read_text().split()
+    import hashlib
+    assert sha == [hashlib.sha256(path.read_bytes()).hexdigest(), path.name]
+    plain = dump(kit, "--format", "plain")
+    assert "-- PostgreSQL database dump complete" in plain.read_text().splitlines()[-6:]
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_killed_dumps_leave_nothing_restore_or_backups_would_take(running_kit):
+    kit = running_kit
+    kit.sql("CREATE TABLE big AS SELECT g, md5(g::text) || md5((g * 7)::text) AS v "
+            "FROM generate_series(1, 1500000) g")
+    started = time.monotonic()
+    dump(kit)
+    full = time.monotonic() - started
+    (kit.root / "backups").joinpath(dumps(kit)[0]).unlink()
+    for f in (kit.root / "backups").glob("*.sha256"):
+        f.unlink()
+    for fraction in (0.1, 0.3, 0.5, 0.7, 0.9):
+        proc = kit.popen("db_dump")
+        time.sleep(full * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert dumps(kit) == [], f"killed at {fraction:.0%} of a dump"
+    r = kit.script("db_backups")
+    assert "no backups in" in r.stdout, shown(r)
+    r = kit.script("db_restore", "--yes")
+    assert r.returncode == 3, shown(r)
+    assert r.stderr.strip().splitlines()[-1].startswith("ERROR: no backup in ")
+
+
+def test_a_dump_that_fails_leaves_nothing(running_kit):
+    kit = running_kit
+    kit.write_env(DJANGO_DB_NAME="nosuchdb")
+    r = kit.script("db_dump")
+    assert r.returncode == 1, shown(r)
+    assert 'database "nosuchdb" does not exist' in r.stderr.strip().splitlines()[-1], shown(r)
+    assert [p.name for p in (kit.root / "backups").iterdir()] == [".gitkeep"]
+
+
+def test_bad_backups_are_refused_with_nothing_changed(running_kit):
+    kit = running_kit
+    good = dump(kit)
+    kit.sql("INSERT INTO pages (title) VALUES ('after the dump')")
+    before = kit.fingerprint()
+    cut = kit.root / "backups" / "sum_db_20200101_000000.dump"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    cut.with_name(cut.name + ".sha256").write_text(
+        good.with_name(good.name + ".sha256").read_text().replace(good.name, cut.name))
+    wrong = kit.root / "backups" / "sum_db_20200102_000000.dump"
+    wrong.write_bytes(good.read_bytes())
+    wrong.with_name(wrong.name + ".sha256").write_text("0" * 64 + f"  {wrong.name}\n")
+    junk = kit.root / "junk.dump"
+    junk.write_bytes(bytes(range(256)) * 64)
+    short = kit.root / "short.dump"  # a foreign cut archive without a checksum
+    short.write_bytes(good.read_bytes()[:-200])
+    cases = {cut: "does not match its checksum: it was truncated or changed after it was "
+                  "written",
+             wrong: "does not match its checksum",
+             junk: "is not a PostgreSQL dump",
+             short: "does not read back as a whole archive"}
+    files = sorted(p.name for p in (kit.root / "backups").iterdir() if p.name != ".dbguard.lock")
+    for path, message in cases.items():
+        r = kit.script("db_restore", "--file", str(path), "--yes")
+        assert r.returncode == 3, shown(r)
+        assert message in r.stderr.strip().splitlines()[-1], shown(r)
+        assert r.stderr.strip().endswith("nothing was changed"), shown(r)
+    assert kit.fingerprint() == before
+    assert sorted(p.name for p in (kit.root / "backups").iterdir()
+                  if p.name != ".dbguard.lock") == files, "no safety dump was needed"
+    assert databases(kit) == {"postgres", "sum_db"}
+
+
+def test_the_newest_good_backup_is_the_default(running_kit):
+    kit = running_kit
+    older = dump(kit)
+    before = kit.fingerprint()
+    time.sleep(1.1)
+    kit.sql("DELETE FROM pages")
+    newer = dump(kit)
+    with open(newer, "r+b") as handle:
+        handle.truncate(newer.stat().st_size - 10)
+    r = kit.script("db_restore", "--yes")
+    assert r.returncode == 0, shown(r)
+    assert f"WARNING: skipping {newer.name}: {newer.name} does not match its checksum" in r.stderr
+    assert f"restore:  {older}" in r.stderr
+    assert kit.fingerprint() == before
+
+
+@pytest.mark.parametrize("fmt", ["plain", "custom"])
+def test_a_restore_that_fails_halfway_leaves_the_database_as_it_was(running_kit, fmt):
+    kit = running_kit
+    if fmt == "plain":
+        path = dump(kit, "--format", "plain")
+        text = path.read_text()
+        cut = text.index("\\.\n") + 3  # after the first table's rows
+        bad = kit.root / "bad.sql"
+        bad.write_text(text[:cut] + "\nSELECT 1 / 0;\n" + text[cut:])
+        expected = "division by zero"
+    else:
+        kit.sql("CREATE ROLE ghost")
+        kit.sql("CREATE TABLE haunted AS SELECT generate_series(1, 10) AS x")
+        kit.sql("ALTER TABLE haunted OWNER TO ghost")
+        bad = dump(kit)
+        kit.sql("DROP TABLE haunted")
+        kit.sql("DROP ROLE ghost")
+        expected = 'role "ghost" does not exist'
+    kit.sql("INSERT INTO pages (title) VALUES ('current')")
+    before = kit.fingerprint()
+    watcher = kit.connect()  # another client stays connected throughout
+    r = kit.script("db_restore", "--file", str(bad), "--yes")
+    assert r.returncode == 1, shown(r)
+    assert expected in r.stderr and "The current database was left as it was" in r.stderr, \
+        shown(r)
+    assert kit.fingerprint() == before
+    assert databases(kit) == {"postgres", "sum_db"}
+    assert watcher.execute("SELECT 1").fetchone() == (1,), "nothing was swapped or closed"
+    watcher.close()
+
+
+def test_restore_closes_other_connections_and_swaps(running_kit):
+    kit = running_kit
+    path = dump(kit)
+    before = kit.fingerprint()
+    kit.sql("DELETE FROM pages")
+    idle = kit.connect()
+    r = kit.script("db_restore", "--file", str(path), "--yes")
+    assert r.returncode == 0, shown(r)
+    with pytest.raises(Exception):
+        idle.execute("SELECT 1")
+    assert kit.fingerprint() == before
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_restore_questions_and_settings(running_kit):
+    kit = running_kit
+    path = dump(kit)
+    kit.sql("DELETE FROM pages WHERE id < 10")
+    before = kit.fingerprint()
+    count = len(dumps(kit))
+    r = kit.script("db_restore", "--file", str(path))
+    assert r.returncode == 3 and "no terminal to ask for confirmation" in r.stderr, shown(r)
+    code, out = kit.tty("db_restore", "--file", str(path), answer="n")
+    assert code == 3 and "ERROR: not confirmed. Nothing was changed" in out, out
+    assert "[y/N]" in out
+    r = kit.script("db_restore", "--file", str(path), "--dry-run")
+    assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
+    assert kit.fingerprint() == before and len(dumps(kit)) == count
+    kit.write_env(DBGUARD_SAFETY_DUMP="0")
+    r = kit.script("db_restore", "--file", str(path), "--yes")
+    assert r.returncode == 0, shown(r)
+    assert "no safety dump (DBGUARD_SAFETY_DUMP=0)" in r.stderr
+    assert len(dumps(kit)) == count and "_pre-restore" not in " ".join(dumps(kit))
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_dump_and_restore_need_the_server(kit):
+    for script in ("db_dump", "db_restore"):
+        r = kit.script(script, "--yes") if script == "db_restore" else kit.script(script)
+        assert r.returncode == 1, shown(r)
+        assert r.stderr.strip() == ("ERROR: the 'db' service is not running. Start it with "
+                                    "`make db-up` and run again")

@@ -1,0 +1,239 @@
+"""db-migrate-volume on the real engine: which source it takes, every refusal (with nothing
+changed), the snapshot before anything is replaced, verification, undo, and interruptions."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from conftest import docker, shown, volume_names
+
+# Every file with mode, owner, size, mtime and sha256; folders with mode and owner (a folder's
+# mtime moves whenever an entry in it is added or removed, the kit's marker included).
+MANIFEST = "cd /v && find . -type d -exec stat -c '%a %u %n' {} + | sort && " \
+           "find . ! -type d -exec stat -c '%a %u %s %Y %n' {} + | sort && " \
+           "find . -type f -exec sha256sum {} + | sort"
+
+
+def orphan_volume(make_kit, name: str, rows: int = 300):
+    """A volume with a cluster and rows whose project has no container any more: what a
+    renamed directory leaves behind. Returns the volume name and the rows' fingerprint."""
+    old = make_kit(name, COMPOSE_PROJECT_NAME=name)
+    old.up("--allow-new-volume")
+    old.seed_rows(rows)
+    fingerprint = old.fingerprint()
+    old.compose("down")
+    return f"{name}_sum_db_data", fingerprint
+
+
+def manifest(kit, volume: str) -> str:
+    return kit.helper(volume, MANIFEST, readonly=True)
+
+
+def last_error(r) -> str:
+    return r.stderr.strip().splitlines()[-1]
+
+
+def test_the_one_candidate_is_copied_with_plan_labels_and_report(make_kit, token):
+    source, rows = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    before = manifest(kit, source)
+    r = kit.make("db-migrate-volume", "YES=1")
+    assert r.returncode == 0, shown(r)
+    for line in (f"source:   {source} (created ", f"target:   {kit.volume}: does not exist yet",
+                 f"WARNING: this will OVERWRITE the contents of {kit.volume}",
+                 f"SUCCESS: {kit.volume} now holds a verified copy of {source}",
+                 "cluster identical to the source",
+                 "sum_db: 1 table, about 300 rows",
+                 f"docker volume rm {source}"):
+        assert line in r.stderr, shown(r)
+    assert kit.fingerprint() == rows
+    assert manifest(kit, source) == before, "the source is untouched"
+    labels = json.loads(docker("volume", "inspect", "--format", "{{json .Labels}}",
+                               kit.volume).stdout)
+    assert labels["com.docker.compose.project"] == kit.token
+
+
+def test_several_candidates_are_listed_and_from_picks_one(make_kit, token):
+    a, rows_a = orphan_volume(make_kit, "a" + token, rows=10)
+    b, _ = orphan_volume(make_kit, "b" + token, rows=20)
+    kit = make_kit()
+    r = kit.script("db_migrate_volume", "--yes")
+    assert r.returncode == 3, shown(r)
+    assert last_error(r).startswith(f"ERROR: 2 volumes hold a cluster: {a} (created ")
+    assert f"{b} (created " in last_error(r) and "PostgreSQL 15" in last_error(r)
+    assert last_error(r).endswith("Name the one to copy with FROM=<volume>; nothing was changed")
+    assert kit.volume not in volume_names()
+    r = kit.make("db-migrate-volume", f"FROM={a}", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert kit.fingerprint() == rows_a
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
+    source, _ = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    empty = f"empty{token}"
+    docker("volume", "create", empty)
+    source_before = manifest(kit, source)
+
+    def refused(*args, code=3, env=None):
+        r = kit.script("db_migrate_volume", *args, env=env)
+        assert r.returncode == code, shown(r)
+        assert kit.volume not in volume_names(), "nothing was created"
+        assert manifest(kit, source) == source_before, "the source is untouched"
+        return last_error(r)
+
+    assert refused("--from", "nope" + token, "--yes", code=2) == (
+        f"ERROR: there is no volume named 'nope{token}'. `make db-info` lists the candidates; "
+        "pass one with FROM=")
+    assert refused("--from", empty, "--yes") == (
+        f"ERROR: refusing to copy {empty} into {kit.volume}: {empty} holds no PostgreSQL "
+        "cluster (no PG_VERSION). Nothing was changed")
+    assert refused() == (
+        "ERROR: no terminal to ask for confirmation, and --yes was not given. Run it in a "
+        "terminal, or confirm ahead with YES=1 (make) or --yes (script); nothing was changed")
+    assert refused("--undo", "--from", source, code=2) == (
+        "ERROR: --undo and --from do not go together. Use one of them (UNDO=1 or "
+        "FROM=<volume>)")
+    assert refused("--undo", "--yes") == (
+        f"ERROR: there is no snapshot of {kit.volume} in {kit.root / 'backups' / 'volumes'}. "
+        "Nothing to undo; nothing was changed")
+    code, out = kit.tty("db_migrate_volume", answer="n")
+    assert code == 3 and "ERROR: not confirmed. Nothing was changed" in out, out
+    assert kit.volume not in volume_names() and manifest(kit, source) == source_before
+
+    # A foreign container running on the source.
+    docker("run", "-d", "--name", f"{token}-foreign", "--mount",
+           f"type=volume,source={source},target=/data,readonly", "--entrypoint", "sleep",
+           kit.image, "300")
+    assert refused("--yes") == (
+        f"ERROR: refusing to copy {source} into {kit.volume}: {token}-foreign (not of project "
+        f"{kit.token}) is running on one of the volumes; --force (FORCE=1) stops it too. "
+        "Nothing was changed")
+    docker("rm", "-f", "-v", f"{token}-foreign")
+
+    # The active volume as source, and a source of another major version.
+    kit.up("--allow-new-volume")
+    r = kit.script("db_migrate_volume", "--from", kit.volume, "--yes")
+    assert r.returncode == 3, shown(r)
+    assert last_error(r) == (
+        f"ERROR: refusing to copy {kit.volume} into {kit.volume}: the source {kit.volume} is "
+        "the active volume itself. Nothing was changed")
+    kit.helper(source, "echo 14 > /v/PG_VERSION")
+    r = kit.script("db_migrate_volume", "--from", source, "--yes")
+    assert r.returncode == 3, shown(r)
+    assert f"{source} holds a PostgreSQL 14 cluster but the image runs 15" in last_error(r)
+    assert "Dump it with a 14 image (DB_IMAGE), then make db-restore on 15" in last_error(r)
+
+
+def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token):
+    source, old_rows = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    kit.up("--allow-new-volume")
+    kit.sql("CREATE TABLE mine (x int)")
+    kit.sql("INSERT INTO mine SELECT generate_series(1, 77)")
+    mine = kit.fingerprint()
+    r = kit.script("db_migrate_volume", "--yes")
+    assert r.returncode == 0, shown(r)
+    snapshots = sorted((kit.root / "backups" / "volumes").glob(f"{kit.volume}_*.tar"))
+    assert len(snapshots) == 1 and f"snapshot of {kit.volume}: {snapshots[0]}" in r.stderr
+    assert (snapshots[0].parent / (snapshots[0].name + ".sha256")).exists()
+    assert oct(snapshots[0].stat().st_mode & 0o777) == "0o600"
+    assert kit.fingerprint() == old_rows
+    r = kit.make("db-migrate-volume", "UNDO=1", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert f"{kit.volume} holds {snapshots[0].name} again" in r.stderr
+    assert kit.fingerprint() == mine
+
+
+def test_a_copy_that_fails_verification_is_undone(make_kit, token):
+    source, _ = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    kit.up("--allow-new-volume")
+    kit.sql("CREATE TABLE mine AS SELECT generate_series(1, 5) AS x")
+    mine = kit.fingerprint()
+    kit.script("db_down")
+    before = manifest(kit, kit.volume)
+    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": "corrupt-copy"})
+    assert r.returncode == 1, shown(r)
+    assert last_error(r).startswith(f"ERROR: the copy differs from {source} (differs "
+                                    "./PG_VERSION")
+    assert f"{kit.volume} was put back as it was" in last_error(r)
+    assert manifest(kit, kit.volume) == before, "the snapshot was put back exactly"
+    kit.up("--allow-new-volume")
+    assert kit.fingerprint() == mine
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_a_failed_copy_into_a_new_volume_leaves_no_volume(make_kit, token):
+    orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": "corrupt-copy"})
+    assert r.returncode == 1, shown(r)
+    assert kit.volume not in volume_names()
+
+
+def big_orphan(make_kit, name: str):
+    old = make_kit(name, COMPOSE_PROJECT_NAME=name)
+    old.up("--allow-new-volume")
+    old.sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v "
+            "FROM generate_series(1, 600000) g")
+    rows = old.fingerprint()
+    old.compose("down")
+    return f"{name}_sum_db_data", rows
+
+
+def kill_after(kit, marker: str, delay: float, *args: str) -> str:
+    proc = kit.popen("db_migrate_volume", "--yes", *args)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while marker not in seen and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert marker in seen, seen
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return seen
+
+
+def test_killed_copy_leaves_a_mark_that_db_up_refuses_and_a_rerun_completes(make_kit, token):
+    source, rows = big_orphan(make_kit, "old" + token)
+    kit = make_kit()
+    kill_after(kit, "INFO: copying", 0.3)
+    r = kit.script("db_up")
+    assert r.returncode == 3, shown(r)
+    assert "INCOMPLETE_COPY" in r.stderr, shown(r)
+    r = kit.script("db_migrate_volume", "--yes")
+    assert r.returncode == 0, shown(r)
+    assert kit.fingerprint() == rows
+    facts = json.loads(kit.script("db_info", "--json").stdout)
+    assert not next(v for v in facts["volumes"] if v["active"])["incomplete_copy"]
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_killed_snapshot_leaves_the_target_as_it_was(make_kit, token):
+    big_orphan(make_kit, "old" + token)
+    kit = make_kit()
+    kit.up("--allow-new-volume")
+    kit.sql("CREATE TABLE mine AS SELECT generate_series(1, 1000000) AS x")
+    mine = kit.fingerprint()
+    kill_after(kit, "INFO: taking a snapshot of", 0.2)
+    assert not list((kit.root / "backups" / "volumes").glob("*.tar")), \
+        "no snapshot file that looks finished"
+    kit.up("--allow-new-volume")
+    assert kit.fingerprint() == mine
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_progress_on_a_terminal(make_kit, token):
+    big_orphan(make_kit, "old" + token)
+    kit = make_kit()
+    code, out = kit.tty("db_migrate_volume", "--yes", answer="")
+    assert code == 0, out
+    assert f"copying old{token}_sum_db_data: " in out and "%)" in out, out
