@@ -40,8 +40,7 @@ def _use_kit_venv() -> None:
         pass
     venv = Path(os.environ.get("VENV") or KIT_ROOT / ".venv")
     python = (venv if venv.is_absolute() else KIT_ROOT / venv) / "bin" / "python"
-    if python.exists() and Path(sys.executable).resolve() != python.resolve() \
-            and not os.environ.get("DBGUARD_REEXEC"):
+    if python.exists() and not os.environ.get("DBGUARD_REEXEC"):  # (the variable: once)
         os.environ["DBGUARD_REEXEC"] = "1"
         os.execv(str(python), [str(python), *sys.argv])
     print("ERROR: python-dotenv and psycopg are not installed for this Python. Run any make "
@@ -266,7 +265,7 @@ SETTINGS_KEYS: dict[str, tuple[str | None, str]] = {
     "DBGUARD_BACKUP_KEEP": ("10", "how many dumps db-prune keeps by default"),
     "DBGUARD_BACKUP_MAX_AGE_DAYS": ("7", "db-info flags a newest dump older than this; 0: off"),
     "DBGUARD_DUMP_FORMAT": ("custom", "default format of db-dump: custom or plain"),
-    "DBGUARD_SAFETY_DUMP": ("1", "db-restore dumps the current database first; 0: off"),
+    "DBGUARD_SAFETY_DUMP": ("1", "db-restore and db-seed dump the database first; 0: off"),
     "DBGUARD_FIXTURE": ("fixtures/dev_content.sql", "the development fixture"),
     "DBGUARD_IGNORE_VOLUMES": ("", "volumes db-info and db-up leave out, comma-separated"),
 }
@@ -451,7 +450,8 @@ class Runner:
         self.calls = 0
 
     def show(self, args: Sequence[str], prefix: str = "+") -> None:
-        print(f"{prefix} {shlex.join(args)}", file=sys.stderr, flush=True)
+        shown = [f"<{SCRIPT_NAMES.get(a, 'script')} script>" if "\n" in a else a for a in args]
+        print(f"{prefix} {shlex.join(shown)}", file=sys.stderr, flush=True)
 
     def __call__(self, args: Sequence[str], *, mutates: bool = False, check: bool = True,
                  input: bytes | None = None, stdin_file=None, stdout=subprocess.PIPE,
@@ -1471,7 +1471,9 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
         health = (state.get("Health") or {}).get("Status")
         if health == "healthy":
             return container
-        if health is None and state.get("Status") == "running":
+        # Docker runs the first health check only after its interval; the same check through
+        # exec answers as soon as the server does.
+        if health in (None, "starting") and state.get("Status") == "running":
             probe = kit.run(["docker", "exec", container.id, "pg_isready", "-h", "127.0.0.1",
                              "-p", "5432", "-q"], check=False)
             if probe.returncode == 0:
@@ -1576,6 +1578,7 @@ class StreamToFile:
         self.partial = final.with_name(f".{final.name}.partial")
         self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         self.digest = hashlib.sha256()
+        self.tee = None  # a reader's stdin that gets every byte as well
         self.size = 0
         self.head = b""
         self.tail = b""
@@ -1586,6 +1589,11 @@ class StreamToFile:
             written = os.write(self.fd, view)
             view = view[written:]
         self.digest.update(chunk)
+        if self.tee is not None:
+            try:
+                self.tee.write(chunk)
+            except BrokenPipeError:  # the reader gave up: its exit status says why
+                self.tee = None
         self.size += len(chunk)
         if len(self.head) < 4096:
             self.head += chunk[:4096 - len(self.head)]
@@ -1818,34 +1826,63 @@ def backup_path(settings: Settings, fmt: str, tag: str | None = None,
     raise Failure(f"cannot pick a free backup name in {folder}", "Run the command again")
 
 
+def _drain(stream, into: list[bytes]):
+    import threading
+
+    thread = threading.Thread(target=lambda: into.append(stream.read()), daemon=True)
+    thread.start()
+    return thread
+
+
 def stream_to_file(kit: Kit, argv: list[str], final: Path, label: str, *,
                    mode: int = 0o600, checksum: bool = True,
-                   verify: Callable[[StreamToFile], None] | None = None) -> StreamToFile:
+                   verify: Callable[[StreamToFile], None] | None = None,
+                   reader_argv: list[str] | None = None) -> StreamToFile:
     """Runs argv, streams its stdout to `final` through a partial file, and commits it only
-    when the command succeeded and `verify` (if any) passed."""
+    when the command succeeded and `verify` (if any) passed. With `reader_argv`, every byte
+    written is also fed to that command as it arrives, and it must exit 0: the file is read
+    back whole while it is being written, not afterwards."""
     out = StreamToFile(final, mode)
+    procs: list[subprocess.Popen] = []
     try:
         proc = kit.run.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-        progress = Progress(label)
-        import threading
-
+        procs.append(proc)
         errors: list[bytes] = []
-        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
-        reader.start()
+        threads = [_drain(proc.stderr, errors)]
+        reader, reader_errors = None, []
+        if reader_argv:
+            reader = kit.run.popen(reader_argv, stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            procs.append(reader)
+            threads.append(_drain(reader.stderr, reader_errors))
+            out.tee = reader.stdin
+        progress = Progress(label)
         try:
             out.pump(proc.stdout, progress)
         finally:
             progress.close()
             code = proc.wait()
-            reader.join()
+            if reader:
+                with contextlib.suppress(BrokenPipeError):
+                    reader.stdin.close()
+                reader.wait()
+            for thread in threads:
+                thread.join()
         if code != 0:
             raise command_failure(argv, b"".join(errors))
+        if reader and reader.returncode != 0:
+            last = b"".join(reader_errors).decode(errors="replace").strip().splitlines()
+            raise Failure(f"the output does not read back whole ({last[-1] if last else ''})",
+                          "Nothing was kept; run again")
         if verify:
             verify(out)
         out.commit(checksum=checksum)
         return out
     except BaseException:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
         out.discard()
         raise
 
@@ -1855,24 +1892,22 @@ def take_dump(kit: Kit, fmt: str, tag: str | None = None, dbname: str | None = N
     dbname = dbname or kit.settings.db_name
     final = backup_path(kit.settings, fmt, tag, dbname)
     started = time.monotonic()
+    # Custom: pg_restore reads the archive whole (TOC and every data block) as it is written,
+    # so a short or damaged dump fails. Plain: pg_dump's completion trailer, written last.
+    reader = None if fmt == "plain" else kit.compose.args(
+        "exec", "-T", kit.project.service, "pg_restore", "-f", "/dev/null")
     stream_to_file(kit, dump_command(kit, fmt, dbname), final, f"dumping {dbname}",
-                   verify=lambda out: verify_fresh_dump(kit, out, fmt))
+                   verify=lambda out: verify_fresh_dump(out, fmt), reader_argv=reader)
     size = final.stat().st_size
     info(f"wrote {final} ({human_size(size)}, {time.monotonic() - started:.1f}s, "
          f"sha256 in {final.name}.sha256)")
     return final
 
 
-def verify_fresh_dump(kit: Kit, out: StreamToFile, fmt: str) -> None:
-    """Custom: pg_restore reads the whole archive (TOC and every data block) to /dev/null, so
-    a short or damaged file fails. Plain: the completion trailer that pg_dump writes last."""
-    if fmt == "plain":
-        if PLAIN_TRAILER not in out.tail:
-            raise Failure("the dump has no completion trailer (pg_dump stopped early)",
-                          "Run it again; nothing was kept")
-        return
-    os.fsync(out.fd)
-    check_archive_reads(kit, out.partial)
+def verify_fresh_dump(out: StreamToFile, fmt: str) -> None:
+    if fmt == "plain" and PLAIN_TRAILER not in out.tail:
+        raise Failure("the dump has no completion trailer (pg_dump stopped early)",
+                      "Run it again; nothing was kept")
 
 
 def check_archive_reads(kit: Kit, path: Path) -> None:
@@ -2003,10 +2038,15 @@ def sql_id(template: str, *names: str):
     return sql.SQL(template).format(*[sql.Identifier(n) for n in names])
 
 
-def replace_database(kit: Kit, load: Callable[[str], None]) -> dict[str, int]:
+def replace_database(kit: Kit, load: Callable[[str], None],
+                     safety: Callable[[], Path] | None = None) -> tuple[dict[str, int], Path | None]:
     """Loads into a scratch database, then swaps it in for the configured one and drops the
     replaced one only after the swap. A failure before the swap leaves the database as it was.
-    Returns the new database's tables with row estimates."""
+    `safety` (the safety dump of the current database) runs while the load does, and the swap
+    waits for it: nothing is replaced before the copy is whole. Returns the new database's
+    tables with row estimates, and the safety dump's path."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from psycopg import sql
 
     s = kit.settings
@@ -2022,23 +2062,28 @@ def replace_database(kit: Kit, load: Callable[[str], None]) -> dict[str, int]:
             create += sql.SQL(" ENCODING {} LC_COLLATE {} LC_CTYPE {}").format(
                 sql.Literal(row[0]), sql.Literal(row[1]), sql.Literal(row[2]))
         conn.execute(create)
-    try:
-        load(new)
-        with connect(s, dbname=new, autocommit=True) as conn:
-            conn.execute("ANALYZE")  # row estimates for the report, and the planner
-            after = table_stats(conn)
-        swap_databases(s, db, new, old)
-    except BaseException:
-        with contextlib.suppress(Exception), admin(s) as conn:
-            conn.execute(sql_id("DROP DATABASE IF EXISTS {}", new))
-        raise
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(safety) if safety else None
+        try:
+            try:
+                load(new)
+                with connect(s, dbname=new, autocommit=True) as conn:
+                    conn.execute("ANALYZE")  # row estimates for the report, and the planner
+                    after = table_stats(conn)
+            finally:
+                copy = pending.result() if pending else None  # its failure is raised here too
+            swap_databases(s, db, new, old)
+        except BaseException:
+            with contextlib.suppress(Exception), admin(s) as conn:
+                conn.execute(sql_id("DROP DATABASE IF EXISTS {}", new))
+            raise
     with admin(s) as conn:
         try:
             conn.execute(sql_id("DROP DATABASE IF EXISTS {}", old))
         except Exception as exc:
             warning(f"the replaced database was kept as {old!r} ({exc}); drop it when you no "
                     "longer need it")
-    return after
+    return after, copy
 
 
 def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
@@ -2126,8 +2171,10 @@ def report_tables(before: dict[str, int] | None, after: dict[str, int]) -> list[
 # ---------------------------------------------------------------------------------------------
 
 # Prints a manifest of each folder given: one line per entry (type|mode|uid|gid|size|mtime|path),
-# then `sha256  path` per regular file, then `path|target` per symlink. The kit's own marker is
-# left out. Compared on both sides of a copy, computed inside containers.
+# then `md5  path` per regular file, then `path|target` per symlink. The kit's own marker is
+# left out. Compared on both sides of a copy, computed inside containers. MD5 because it guards
+# against copy errors, not an adversary, and runs twice as fast as sha256sum (coreutils and
+# busybox both have it); the dump files at rest keep their sha256.
 MANIFEST_SCRIPT = r"""
 set -e
 for d in "$@"; do
@@ -2135,7 +2182,7 @@ for d in "$@"; do
   echo "== $d"
   find . ! -name .dbguard-incomplete -exec stat -c '%F|%a|%u|%g|%s|%Y|%n' {} +
   echo "-- sums"
-  find . -type f ! -name .dbguard-incomplete -exec sha256sum {} +
+  find . -type f ! -name .dbguard-incomplete -exec md5sum {} +
   echo "-- links"
   find . -type l -exec sh -c 'for f; do printf "%s|%s\n" "$f" "$(readlink "$f")"; done' sh {} +
 done
@@ -2167,6 +2214,8 @@ tar -C /to -xpf - --exclude ./.dbguard-incomplete
 
 TAR_SCRIPT = "cd /v && tar -cf - ."
 UNMARK_SCRIPT = "rm -f /to/.dbguard-incomplete && sync"
+SCRIPT_NAMES = {INSPECT_SCRIPT: "inspect", MANIFEST_SCRIPT: "manifest", COPY_SCRIPT: "copy",
+                UNTAR_SCRIPT: "untar"}
 
 
 Manifest = dict[str, tuple]
@@ -2239,7 +2288,7 @@ def tar_manifest(path: Path) -> Manifest:
             elif member.issym():
                 manifest[name] = ("l", "", str(member.uid), str(member.gid), member.linkname)
             elif member.isfile() or member.islnk():
-                digest = hashlib.sha256()
+                digest = hashlib.md5(usedforsecurity=False)
                 handle = archive.extractfile(member)
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
@@ -2265,11 +2314,18 @@ def manifest_differences(expected: Manifest, actual: Manifest, limit: int = 5) -
 
 
 def volume_manifests(kit: Kit, volumes: Sequence[str]) -> list[Manifest]:
-    mounts = [(v, f"/m/{i}", True) for i, v in enumerate(volumes)]
-    out = kit.run(helper_args(kit.image.ref, mounts, MANIFEST_SCRIPT,
-                              *[m[1] for m in mounts])).stdout.decode(errors="replace")
-    parsed = parse_manifests(out)
-    return [parsed.get(m[1], {}) for m in mounts]
+    """One container per volume, all at once: hashing is the slow part of verification, and
+    both sides of a copy hash in parallel."""
+    procs = [kit.run.popen(helper_args(kit.image.ref, [(v, "/m", True)], MANIFEST_SCRIPT, "/m"),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE) for v in volumes]
+    results = [proc.communicate() for proc in procs]
+    manifests = []
+    for proc, (out, err) in zip(procs, results):
+        if proc.returncode != 0:
+            raise command_failure(proc.args, err)
+        manifests.append(parse_manifests(out.decode(errors="replace")).get("/m", {}))
+    return manifests
 
 
 def snapshot_volume(kit: Kit, volume: Volume) -> Path:
@@ -2370,3 +2426,48 @@ def verify_copy(kit: Kit, source: str, target: str) -> list[str]:
 def verify_snapshot_restore(kit: Kit, snapshot: Path, target: str) -> list[str]:
     (got,) = volume_manifests(kit, [target])
     return manifest_differences(tar_manifest(snapshot), got)
+
+
+def copy_into_volume(kit: Kit, source: Volume, target: Volume, snapshot_needed: bool) -> None:
+    """Snapshot (if asked), label, mark, empty, copy, verify, unmark. On a verification failure
+    the target is put back as it was (from the snapshot, or emptied/removed) and Failure raised.
+    The containers using either volume must be stopped already."""
+    snapshot = None
+    if snapshot_needed:
+        snapshot = snapshot_volume(kit, target)
+        info(f"snapshot of {target.name}: {snapshot} (undo: make db-migrate-volume UNDO=1)")
+    ensure_volume(kit, target)
+    info(f"copying {source.name} -> {target.name}")
+    copy_volume(kit, source, target.name)
+    if os.environ.get("DBGUARD_TEST_FAULT") == "corrupt-copy":  # how tests reach the branch below
+        kit.run(helper_args(kit.image.ref, [(target.name, "/to", False)],
+                            "echo x >> /to/PG_VERSION"))
+    diff = verify_copy(kit, source.name, target.name)
+    if diff:
+        put_snapshot_back(kit, target, snapshot)
+        raise Failure(f"the copy differs from {source.name} ({'; '.join(diff)})",
+                      f"{target.name} was put back as it was; {source.name} is untouched. "
+                      "Run again, and report this if it repeats")
+    unmark(kit, target.name)
+    success(f"{target.name} now holds a verified copy of {source.name}")
+
+
+def put_snapshot_back(kit: Kit, target: Volume, snapshot: Path | None) -> None:
+    """Empties the target and fills it from the snapshot (or leaves it empty, or removes it if
+    it did not exist before), verified against the archive, and removes the mark."""
+    if snapshot is None:
+        # Nothing was in the target before: back to nothing.
+        if not target.exists:
+            kit.run(["docker", "volume", "rm", target.name], check=False)
+        else:
+            kit.run(helper_args(kit.image.ref, [(target.name, "/to", False)],
+                                "find /to -mindepth 1 -maxdepth 1 -exec rm -rf {} +"))
+        return
+    fill_from_snapshot(kit, snapshot, target.name)
+    diff = verify_snapshot_restore(kit, snapshot, target.name)
+    if diff:
+        raise Failure(f"putting the snapshot back into {target.name} failed verification "
+                      f"({'; '.join(diff)})",
+                      f"The snapshot is intact in {snapshot}; the marker keeps db-up from "
+                      "starting on the volume. Run `make db-migrate-volume UNDO=1` again")
+    unmark(kit, target.name)

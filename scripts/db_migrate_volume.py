@@ -14,7 +14,7 @@ Steps, each only after the one before succeeded:
      unless --force);
   4. snapshot the target if it holds anything: tar, checksum, read back file by file;
   5. mark the target as unfinished, empty it, copy with `cp -a` in a throwaway container (no
-     network), then compare both sides file by file (type, mode, owner, size, sha256); on any
+     network), then compare both sides file by file (type, mode, owner, size, md5); on any
      difference, put the snapshot back and exit 1;
   6. give the target the Compose labels of this project, start the service, report.
 A copy interrupted at any point leaves the mark, and db-up refuses to start on it.
@@ -26,7 +26,6 @@ examples:
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import _dbguard as g
@@ -103,50 +102,8 @@ def show_plan(kit: g.Kit, source: g.Volume, target: g.Volume, snapshot: bool,
         g.detail("snapshot: none (the target holds only an unfinished copy)")
     if stops:
         g.detail("stops:    " + ", ".join(f"{c.name} ({c.state})" for c in stops))
-    g.detail(f"then:     copy, compare file by file (sha256), start {kit.project.service!r}, "
+    g.detail(f"then:     copy, compare file by file (md5), start {kit.project.service!r}, "
              "report")
-
-
-def migrate(kit: g.Kit, source: g.Volume, target: g.Volume, stops: list[g.Container],
-            snapshot_needed: bool) -> None:
-    snapshot = None
-    g.stop_containers(kit, stops)
-    if snapshot_needed:
-        snapshot = g.snapshot_volume(kit, target)
-        g.info(f"snapshot of {target.name}: {snapshot} (undo: make db-migrate-volume UNDO=1)")
-    g.ensure_volume(kit, target)
-    g.info(f"copying {source.name} -> {target.name}")
-    g.copy_volume(kit, source, target.name)
-    if os.environ.get("DBGUARD_TEST_FAULT") == "corrupt-copy":  # the test of the branch below
-        kit.run(g.helper_args(kit.image.ref, [(target.name, "/to", False)],
-                              "echo x >> /to/PG_VERSION"))
-    diff = g.verify_copy(kit, source.name, target.name)
-    if diff:
-        put_back(kit, target, snapshot)
-        raise g.Failure(f"the copy differs from {source.name} ({'; '.join(diff)})",
-                        f"{target.name} was put back as it was; {source.name} is untouched. "
-                        "Run again, and report this if it repeats")
-    g.unmark(kit, target.name)
-    g.success(f"{target.name} now holds a verified copy of {source.name}")
-
-
-def put_back(kit: g.Kit, target: g.Volume, snapshot) -> None:
-    if snapshot is None:
-        # Nothing was in the target before: back to nothing.
-        if not target.exists:
-            kit.run(["docker", "volume", "rm", target.name], check=False)
-        else:
-            kit.run(g.helper_args(kit.image.ref, [(target.name, "/to", False)],
-                                  "find /to -mindepth 1 -maxdepth 1 -exec rm -rf {} +"))
-        return
-    g.fill_from_snapshot(kit, snapshot, target.name)
-    diff = g.verify_snapshot_restore(kit, snapshot, target.name)
-    if diff:
-        raise g.Failure(f"putting the snapshot back into {target.name} failed verification "
-                        f"({'; '.join(diff)})",
-                        f"The snapshot is intact in {snapshot}; the marker keeps db-up from "
-                        "starting on the volume. Run `make db-migrate-volume UNDO=1` again")
-    g.unmark(kit, target.name)
 
 
 def undo(kit: g.Kit, target: g.Volume, assume_yes: bool, force: bool, dry_run: bool) -> int:
@@ -184,7 +141,7 @@ def undo(kit: g.Kit, target: g.Volume, assume_yes: bool, force: bool, dry_run: b
         g.info(f"snapshot of the current contents: {current}")
     if not target.exists:
         g.ensure_volume(kit, target)
-    put_back(kit, target, snapshot)
+    g.put_snapshot_back(kit, target, snapshot)
     g.success(f"{target.name} holds {snapshot.name} again")
     g.start_service(kit)
     return g.EXIT_OK
@@ -253,7 +210,8 @@ def run(kit: g.Kit, args) -> int:
         return g.EXIT_OK
     g.warning(f"this will OVERWRITE the contents of {target.name}")
     g.confirm(f"Copy {source.name} into {target.name}?", assume_yes=args.yes)
-    migrate(kit, source, target, stops, snapshot_needed)
+    g.stop_containers(kit, stops)
+    g.copy_into_volume(kit, source, target, snapshot_needed)
     g.start_service(kit)
     report(kit, source.name)
     return g.EXIT_OK

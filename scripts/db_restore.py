@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             return g.EXIT_OK
         g.confirm(f"Replace database {s.db_name!r} with {backup.path.name}?",
                   assume_yes=args.yes)
-        if safety:
-            path = g.take_dump(kit, "custom", tag="pre-restore")
-            g.info(f"safety dump: {path} (make db-restore FILE={path} puts it back)")
-        after = g.replace_database(kit, g.load_backup(kit, backup, container))
+        after, copy = g.replace_database(
+            kit, g.load_backup(kit, backup, container),
+            (lambda: g.take_dump(kit, "custom", tag="pre-restore")) if safety else None)
+        if copy:
+            g.info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
         for line in g.report_tables(before, after):
             g.detail(line)
         g.success(f"{s.db_name!r} now holds {backup.path.name}")

@@ -45,10 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         if before:
             g.confirm(f"Replace database {s.db_name!r} ({len(before)} tables) with the "
                       "fixture?", assume_yes=args.yes)
-            if s.safety_dump:
-                path = g.take_dump(kit, "custom", tag="pre-seed")
-                g.info(f"safety dump: {path}")
-        after = g.replace_database(kit, g.load_backup(kit, fixture, container))
+        safety = before and s.safety_dump
+        after, copy = g.replace_database(
+            kit, g.load_backup(kit, fixture, container),
+            (lambda: g.take_dump(kit, "custom", tag="pre-seed")) if safety else None)
+        if copy:
+            g.info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
         for line in g.report_tables(before, after):
             g.detail(line)
         g.success(f"{s.db_name!r} seeded from {s.fixture.name}")

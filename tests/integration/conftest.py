@@ -8,47 +8,17 @@ instead of skipping it, and a run in which no integration test passed fails too.
 from __future__ import annotations
 
 import os
-import pty
 import secrets
-import select
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(sys.prefix)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import Kit, build_test_image, copy_kit, docker, shown, volume_names  # noqa: E402,F401
+
 REQUIRE = os.environ.get("DBGUARD_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
-KIT_FILES = ["Makefile", "scripts", "docker-compose.yml", ".env.example", "requirements.txt",
-             "requirements-dev.txt", "fixtures", "backups"]
 _passed = {"integration": 0}
-
-
-def docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
-    return result
-
-
-def volume_names() -> set[str]:
-    return set(docker("volume", "ls", "-q").stdout.split())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def shown(r: subprocess.CompletedProcess) -> str:
-    return f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
 
 
 def pytest_runtest_logreport(report):
@@ -71,14 +41,7 @@ def image() -> str:
         if REQUIRE:
             pytest.fail(message + " (and the Docker tier is required)")
         pytest.skip(message)
-    tag = os.environ.get("DBGUARD_TEST_IMAGE")
-    if not tag:
-        build = subprocess.run(["bash", str(ROOT / "tests/testbed/build_image.sh")],
-                               capture_output=True, text=True)
-        assert build.returncode == 0, build.stderr
-        tag = build.stdout.strip()
-    assert docker("image", "inspect", tag, check=False).returncode == 0, f"no image {tag}"
-    return tag
+    return build_test_image()
 
 
 @pytest.fixture(scope="session")
@@ -99,155 +62,6 @@ def flavor(request) -> str:
     return request.param
 
 
-@dataclass
-class Kit:
-    """One copy of the kit in a folder of its own, as a user would have it."""
-
-    root: Path
-    flavor: str
-    image: str
-    docker_config: Path
-    token: str
-    password: str = ""
-    port: int = field(default_factory=free_port)
-    env_values: dict = field(default_factory=dict)
-
-    @property
-    def project(self) -> str:
-        return self.env_values.get("COMPOSE_PROJECT_NAME") or self.root.name
-
-    @property
-    def volume(self) -> str:
-        return f"{self.project}_sum_db_data"
-
-    def write_env(self, **values) -> None:
-        base = {"COMPOSE_PROJECT_NAME": self.token, "DJANGO_DB_NAME": "sum_db",
-                "DJANGO_DB_USER": "sum_user", "DJANGO_DB_PASSWORD": self.password,
-                "DJANGO_DB_HOST": "127.0.0.1", "DJANGO_DB_PORT": str(self.port),
-                "DB_IMAGE": self.image, "DBGUARD_COMPOSE": self.flavor,
-                "DBGUARD_UP_TIMEOUT": "60"}
-        base.update(self.env_values)
-        base.update(values)
-        self.env_values = {k: v for k, v in base.items() if v is not None}
-        text = "".join(f"{k}={v}\n" for k, v in self.env_values.items())
-        (self.root / ".env").write_text(text)
-
-    def process_env(self, extra: dict | None = None) -> dict:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_")) and k != "VENV"}
-        env.update(DOCKER_CONFIG=str(self.docker_config), NO_COLOR="1", PYTHONUNBUFFERED="1")
-        env.update(extra or {})
-        return env
-
-    def _check(self, r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-        # Passwords never in output (and -v prints every command line, so never in argv).
-        assert self.password not in (r.stdout or "") + (r.stderr or ""), shown(r)
-        return r
-
-    def script(self, name: str, *args: str, env: dict | None = None, cwd: Path | None = None,
-               timeout: float = 600) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, str(self.root / "scripts" / f"{name}.py"), *args],
-                           cwd=cwd or self.root, env=self.process_env(env), text=True,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-        return self._check(r)
-
-    def make(self, target: str, *variables: str, env: dict | None = None
-             ) -> subprocess.CompletedProcess:
-        r = subprocess.run(["make", "--no-print-directory", "-C", str(self.root), target,
-                            f"VENV={VENV}", *variables], env=self.process_env(env), text=True,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
-        return self._check(r)
-
-    def popen(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(self.root / "scripts" / f"{name}.py"),
-                                 *args], cwd=self.root, env=self.process_env(env),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-
-    def tty(self, name: str, *args: str, answer: str, timeout: float = 300) -> tuple[int, str]:
-        """Runs a script on a pseudo-terminal and answers its [y/N] question."""
-        pid, fd = pty.fork()
-        if pid == 0:  # the child
-            os.chdir(self.root)
-            os.execve(sys.executable, [sys.executable, str(self.root / "scripts" / f"{name}.py"),
-                                       *args], self.process_env())
-        output, answered, deadline = b"", False, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if not answered and b"[y/N] " in output:
-                os.write(fd, answer.encode() + b"\n")
-                answered = True
-        else:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        text = output.decode(errors="replace")
-        assert self.password not in text
-        return os.waitstatus_to_exitcode(status), text
-
-    def connect(self, dbname: str = "sum_db"):
-        import psycopg
-
-        return psycopg.connect(host="127.0.0.1", port=self.port, user="sum_user",
-                               password=self.password, dbname=dbname, autocommit=True,
-                               connect_timeout=5)
-
-    def sql(self, query: str, dbname: str = "sum_db") -> list[tuple]:
-        with self.connect(dbname) as conn:
-            cur = conn.execute(query)
-            return cur.fetchall() if cur.description else []
-
-    def fingerprint(self, dbname: str = "sum_db") -> dict[str, str]:
-        """Every user table with an md5 over all its rows: equal means equal contents."""
-        with self.connect(dbname) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")]
-            return {t: conn.execute(
-                f"SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, ',' "
-                f"ORDER BY x::text)), '') FROM {t} x").fetchone()[0] for t in tables}
-
-    def up(self, *args: str) -> subprocess.CompletedProcess:
-        r = self.script("db_up", *args)
-        assert r.returncode == 0, shown(r)
-        return r
-
-    def seed_rows(self, n: int = 1000) -> None:
-        self.sql("CREATE TABLE IF NOT EXISTS pages (id serial PRIMARY KEY, title text, "
-                 "body text)")
-        self.sql(f"INSERT INTO pages (title, body) SELECT 'page ' || g, md5(g::text) "
-                 f"FROM generate_series(1, {n}) g")
-
-    def rename(self, dirname: str) -> None:
-        target = self.root.parent / dirname
-        self.root.rename(target)
-        self.root = target
-
-    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        base = ["docker", "compose"] if self.flavor == "v2" else ["docker-compose"]
-        r = subprocess.run([*base, "--env-file", str(self.root / ".env"), "-f",
-                            str(self.root / "docker-compose.yml"), *args], cwd=self.root,
-                           env=self.process_env(), capture_output=True, text=True)
-        if check:
-            assert r.returncode == 0, shown(r)
-        return r
-
-    def helper(self, volume: str, script: str, readonly: bool = False) -> str:
-        """Runs a shell script against a volume at /v in a throwaway container (test setup)."""
-        mode = ",readonly" if readonly else ""
-        return docker("run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint",
-                      "/bin/sh", "--mount", f"type=volume,source={volume},target=/v{mode}",
-                      self.image, "-c", script).stdout
-
-
 @pytest.fixture
 def token() -> str:
     return "dbgt" + secrets.token_hex(4)
@@ -264,14 +78,7 @@ def make_kit(tmp_path, image, flavor, docker_configs, token):
 
     def factory(dirname: str | None = None, **env) -> Kit:
         root = tmp_path / f"k{len(kits)}" / (dirname or token)
-        root.mkdir(parents=True)
-        for name in KIT_FILES:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, root / name, ignore=shutil.ignore_patterns(
-                    "__pycache__", "*.pyc", "*.dump", "*.sql", "*.sha256", "volumes", ".*.lock"))
-            else:
-                shutil.copy2(src, root / name)
+        copy_kit(root)
         # One password for every kit of a test: they stand for one repository over time, and
         # a cluster keeps the password it was created with.
         kit = Kit(root, flavor, image, docker_configs[flavor], token, password="pw-" + token)

@@ -1,6 +1,5 @@
 """Reading the compose project: the database service, its data mount and its volume, from v2's
 JSON or v1's YAML, without hard-coded names."""
-import json
 from pathlib import Path
 
 import pytest

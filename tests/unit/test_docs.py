@@ -1,0 +1,133 @@
+"""The documentation and the code agree: every target, setting and problem code is documented,
+every promise in the README points at a test that exists, and the code keeps its own rules."""
+import ast
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _dbguard as g
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+TARGETS = re.findall(r"^([a-z][a-z-]*):.*## ", MAKEFILE, re.M)
+CODES = set(re.findall(r'Problem\(\s*"([A-Z0-9_]+)"', (ROOT / "scripts/_dbguard.py").read_text()))
+CODES |= set(re.findall(r'return Problem\("([A-Z0-9_]+)"', (ROOT / "scripts/_dbguard.py"
+                                                             ).read_text()))
+
+
+def test_make_alone_lists_every_target_with_its_description():
+    out = subprocess.run(["make", "-s", "-C", str(ROOT)], capture_output=True, text=True).stdout
+    for target in TARGETS:
+        assert re.search(rf"^  {target} +\S", out, re.M), f"{target} missing from `make`"
+    assert len(TARGETS) >= 15
+
+
+def test_readme_documents_every_target_setting_and_problem_code():
+    for target in TARGETS:
+        assert f"make {target}" in README, target
+    for key in g.SETTINGS_KEYS:
+        assert f"`{key}`" in README, key
+    assert CODES >= {"PARALLEL_UNIVERSE", "PG_VERSION_MISMATCH", "PG18_MOUNT_PATH",
+                     "PGDATA_NOT_ON_VOLUME", "INCOMPLETE_COPY", "PROJECT_NAME_NOT_LOCKED",
+                     "BACKUP_STALE"}
+    info_doc = (ROOT / "scripts/db_info.py").read_text()
+    for code in CODES:
+        assert f"`{code}`" in README and code in info_doc, code
+
+
+def test_env_example_documents_exactly_the_settings():
+    text = (ROOT / ".env.example").read_text()
+    keys = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", text, re.M))
+    assert keys == set(g.SETTINGS_KEYS)
+
+
+def test_readme_promises_point_at_tests_that_exist():
+    pairs = re.findall(r"`(tests/[\w/]+\.py)::([\w.]+)`((?:, `::\w+`)*)", README)
+    assert len(pairs) >= 15, pairs
+    for path, name, more in pairs:
+        source = (ROOT / path).read_text()
+        names = [name.split(".")[-1]] + re.findall(r"::(\w+)", more)
+        for n in names:
+            assert re.search(rf"^\s*def {n}\(", source, re.M), f"{path}::{n} does not exist"
+
+
+def test_readme_shows_the_two_setup_commands_and_ci_runs_the_test_one():
+    setup = README.split("## Set-up")[1].split("##")[0]
+    assert "make db-up" in setup and "make test" in setup
+    ci = (ROOT / ".ci/run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
+
+
+def test_no_shell_anywhere():
+    for path in list((ROOT / "scripts").glob("*.py")) + list((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                raise AssertionError(f"{path}: shell= used")
+            if isinstance(node, ast.Attribute) and node.attr in ("system", "popen") and \
+                    getattr(node.value, "id", "") == "os":
+                raise AssertionError(f"{path}: os.{node.attr} used")
+
+
+def test_every_script_is_thin_with_main_docstring_and_examples():
+    for path in sorted((ROOT / "scripts").glob("db_*.py")):
+        source = path.read_text()
+        tree = ast.parse(source)
+        doc = ast.get_docstring(tree)
+        assert doc and "examples:" in doc, path.name
+        assert "def main(argv: list[str] | None = None) -> int:" in source, path.name
+        assert "@g.entrypoint" in source and "sys.exit(main())" in source, path.name
+        assert len(source.splitlines()) < 260, f"{path.name} is no longer thin"
+        target = path.stem.replace("_", "-")
+        assert re.search(rf"^{target}:.*\n\t@\$\(PY\) scripts/{path.name}", MAKEFILE, re.M), \
+            f"{target} is not a one-line target calling {path.name}"
+
+
+def test_scripts_run_directly_with_any_python(tmp_path):
+    env = dict(os.environ, VENV=sys.prefix)  # -S: no site-packages, so no dependencies
+    r = subprocess.run([sys.executable, "-S",
+                        str(ROOT / "scripts/db_info.py"), "--help"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: db_info.py") and "PARALLEL_UNIVERSE" in r.stdout
+
+
+def test_dependencies_are_installed_again_when_the_list_changes(tmp_path):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".deps").touch()
+    past = time.time() - 100
+    os.utime(tmp_path / "requirements.txt", (past, past))
+
+    def plan() -> str:
+        return subprocess.run(["make", "-n", "-C", str(tmp_path), "db-info", f"VENV={venv}"],
+                              capture_output=True, text=True).stdout
+
+    assert "pip install" not in plan()
+    os.utime(tmp_path / "requirements.txt")
+    assert "pip install -q --disable-pip-version-check -r requirements.txt" in plan()
+
+
+def test_missing_env_through_a_script_is_exit_2_with_the_copy_command(tmp_path):
+    kit = tmp_path / "kit"
+    (kit / "scripts").mkdir(parents=True)
+    for path in (ROOT / "scripts").glob("*.py"):
+        (kit / "scripts" / path.name).write_text(path.read_text())
+    (kit / ".env.example").write_text("DJANGO_DB_NAME=x\n")
+    for script in ("db_info", "db_dump", "db_migrate_volume", "db_restore", "db_backups"):
+        r = subprocess.run([sys.executable, str(kit / "scripts" / f"{script}.py")],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == (f"ERROR: no .env file in {kit}. Create it from .env.example and "
+                            "review it: cp .env.example .env (`make db-up` does this for you)\n")
+    (kit / ".env").write_text("DJANGO_DB_NAME=x\nthis is not a setting\n")
+    r = subprocess.run([sys.executable, str(kit / "scripts/db_info.py")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and r.stderr.endswith(
+        "line 2 is not KEY=value. Fix or remove that line (see .env.example for the format)\n")
