@@ -21,10 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     argv_ = kit.compose.args("logs", "--follow", "--tail", "100", kit.project.service)
     if args.verbose:
         kit.run.show(argv_)
+    proc = subprocess.Popen(argv_, cwd=kit.settings.root)
     try:
-        return subprocess.call(argv_, cwd=kit.settings.root)
+        return proc.wait()
     except KeyboardInterrupt:
         return g.EXIT_OK
+    finally:
+        if proc.poll() is None:  # Ctrl-C outside a terminal reaches only us: end the follower
+            proc.terminate()
+            proc.wait()
 
 
 if __name__ == "__main__":

@@ -143,10 +143,14 @@ def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token
     assert (snapshots[0].parent / (snapshots[0].name + ".sha256")).exists()
     assert oct(snapshots[0].stat().st_mode & 0o777) == "0o600"
     assert kit.fingerprint() == old_rows
+    time.sleep(1.1)  # snapshots are named by the second
     r = kit.make("db-migrate-volume", "UNDO=1", "YES=1")
     assert r.returncode == 0, shown(r)
     assert f"{kit.volume} holds {snapshots[0].name} again" in r.stderr
     assert kit.fingerprint() == mine
+    after = sorted((kit.root / "backups" / "volumes").glob(f"{kit.volume}_*.tar"))
+    assert len(after) == 2 and f"snapshot of the current contents: {after[1]}" in r.stderr, \
+        "undo keeps what it replaces, too"
 
 
 def test_a_copy_that_fails_verification_is_undone(make_kit, token):

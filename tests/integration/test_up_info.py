@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -240,3 +244,54 @@ def test_bad_names_are_one_error_line(kit):
     r = kit.script("db_up")
     assert r.returncode == 2 and "compose file not found" in r.stderr, shown(r)
     assert kit.volume not in volume_names()
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_docker_context_is_honoured(kit):
+    ctx = f"{kit.token}-ctx"
+    docker("--config", str(kit.docker_config), "context", "create", ctx, "--docker",
+           "host=unix:///var/run/docker.sock")
+    try:
+        r = kit.script("db_info", "--json", env={"DOCKER_CONTEXT": ctx})
+        assert r.returncode == 0, shown(r)
+        r = kit.script("db_info", env={"DOCKER_CONTEXT": f"{kit.token}-nosuch"})
+        assert r.returncode == 1 and r.stderr.startswith("ERROR: "), shown(r)
+    finally:
+        docker("--config", str(kit.docker_config), "context", "rm", "-f", ctx, check=False)
+
+
+def test_shell_and_logs(running_kit):
+    kit = running_kit
+    r = subprocess.run([sys.executable, str(kit.root / "scripts/db_shell.py")],
+                       input="SELECT count(*) FROM pages;\n", capture_output=True, text=True,
+                       env=kit.process_env())
+    assert r.returncode == 0 and " 500\n" in r.stdout, shown(r)
+    proc = kit.popen("db_logs")
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "database system is ready to accept connections" in out
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_no_password_on_any_command_line_of_a_whole_session(running_kit, make_kit, token):
+    kit = running_kit
+    (kit.root / "fixtures").mkdir(exist_ok=True)
+    commands = [("db_info", "-v"), ("db_dump", "-v"), ("db_dump", "-v", "--format", "plain"),
+                ("db_restore", "-v", "--yes"), ("db_fixture", "-v"),
+                ("db_seed", "-v", "--force", "--yes"), ("db_backups", "-v"),
+                ("db_prune", "-v", "--keep", "1", "--yes"), ("db_down", "-v"),
+                ("db_migrate_volume", "-v", "--yes", "--from", kit.volume), ("db_up", "-v")]
+    shown_commands = 0
+    for name, *args in commands:
+        r = kit.script(name, *args)  # Kit.script asserts the password is not in the output
+        assert r.returncode in (0, 3), shown(r)
+        shown_commands += sum(1 for line in r.stderr.splitlines() if line.startswith("+ "))
+    assert shown_commands > 40, "-v printed the command lines that were checked"
+
+
+def test_dump_shows_progress_on_a_terminal(running_kit):
+    code, out = running_kit.tty("db_dump", answer="")
+    assert code == 0, out
+    assert "dumping sum_db: " in out and "INFO: wrote " in out, out

@@ -166,3 +166,13 @@ def test_backup_problems():
     assert g.backup_problems(s, {"newest": {"age_seconds": 3600}}, active) == []
     s.backup_max_age_days = 0
     assert g.backup_problems(s, old, active) == []
+
+
+def test_a_volume_of_a_neighbouring_project_is_left_out_with_a_note():
+    neighbour = vol("shop_sum_db_data")
+    neighbour.elsewhere = "/src/shop"
+    missing = g.Volume("sumplatform_sum_db_data", active=True, exists=False)
+    problems, notes = g.diagnose(project(), IMG15, [neighbour, missing])
+    assert problems == []
+    assert notes == ["shop_sum_db_data belongs to the project in /src/shop (a container of it "
+                     "ran from there), so it is left out of the comparison"]
