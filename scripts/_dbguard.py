@@ -29,6 +29,22 @@ from typing import Callable, Iterable, Sequence
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+
+# Labels that Docker Compose puts on the volumes it creates; the best evidence of where a volume
+# came from. Volumes made by hand or by copy tools usually carry none.
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_VOLUME = "com.docker.compose.volume"
+LABEL_VERSION = "com.docker.compose.version"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_WORKDIR = "com.docker.compose.project.working_dir"
+# Put on every throwaway container the kit starts, so a leftover one can be found.
+LABEL_HELPER = "dbguard.helper"
+# A file the kit writes into a volume before it empties it and removes after a verified copy:
+# while it is there the volume holds no trustworthy cluster.
+INCOMPLETE_MARKER = ".dbguard-incomplete"
+
+
 def _use_kit_venv() -> None:
     """`python3 scripts/x.py` works without activating anything: when the dependencies are not
     importable here, run again under the kit's .venv (which any make target creates)."""
@@ -46,21 +62,6 @@ def _use_kit_venv() -> None:
     print("ERROR: python-dotenv and psycopg are not installed for this Python. Run any make "
           "target once (e.g. `make db-info`): it creates .venv with them", file=sys.stderr)
     sys.exit(EXIT_FAILED)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
-
-# Labels that Docker Compose puts on the volumes it creates; the best evidence of where a volume
-# came from. Volumes made by hand or by copy tools usually carry none.
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_VOLUME = "com.docker.compose.volume"
-LABEL_VERSION = "com.docker.compose.version"
-LABEL_SERVICE = "com.docker.compose.service"
-LABEL_WORKDIR = "com.docker.compose.project.working_dir"
-# Put on every throwaway container the kit starts, so a leftover one can be found.
-LABEL_HELPER = "dbguard.helper"
-# A file the kit writes into a volume before it empties it and removes after a verified copy:
-# while it is there the volume holds no trustworthy cluster.
-INCOMPLETE_MARKER = ".dbguard-incomplete"
 
 
 if __name__ != "__main__" and Path(sys.argv[0]).parent.resolve() == KIT_ROOT / "scripts":
@@ -225,11 +226,17 @@ class Progress:
 # Command line
 # ---------------------------------------------------------------------------------------------
 
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"ERROR: {message}. See `{self.prog} --help`", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def parser(doc: str, *, dry_run: bool = True, yes: bool = False) -> argparse.ArgumentParser:
     """The script's docstring is its --help: first line the summary, the rest the description."""
     summary, _, rest = doc.strip().partition("\n")
-    p = argparse.ArgumentParser(description=summary, epilog=textwrap.dedent(rest).strip(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _ArgumentParser(description=summary, epilog=textwrap.dedent(rest).strip(),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every docker command before it runs")
     if dry_run:
@@ -454,8 +461,7 @@ class Runner:
         print(f"{prefix} {shlex.join(shown)}", file=sys.stderr, flush=True)
 
     def __call__(self, args: Sequence[str], *, mutates: bool = False, check: bool = True,
-                 input: bytes | None = None, stdin_file=None, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE, timeout: float | None = None
+                 stdin_file=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE
                  ) -> subprocess.CompletedProcess:
         args = list(args)
         if mutates and self.dry_run:
@@ -465,10 +471,9 @@ class Runner:
             self.show(args)
         self.calls += 1
         try:
-            stdin = stdin_file if stdin_file is not None else (
-                None if input is not None else subprocess.DEVNULL)
-            result = subprocess.run(args, cwd=self.cwd, input=input, stdout=stdout,
-                                    stderr=stderr, timeout=timeout, stdin=stdin)
+            stdin = stdin_file if stdin_file is not None else subprocess.DEVNULL
+            result = subprocess.run(args, cwd=self.cwd, stdin=stdin, stdout=stdout,
+                                    stderr=stderr)
         except FileNotFoundError:
             raise Failure(f"{args[0]} is not installed (or not on PATH)",
                           "Install Docker (with Compose) and run again") from None
@@ -519,7 +524,6 @@ class Project:
     external: bool
     mount_target: str
     service_pgdata: str | None  # PGDATA set in the service's environment, if any
-    labels_expected: dict[str, str] = field(default_factory=dict)
 
     @property
     def locked(self) -> bool:
@@ -571,8 +575,11 @@ class Compose:
             argv += ["-p", self.project_name]
         return argv + list(rest)
 
-    def __call__(self, *rest: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.runner(self.args(*rest), **kwargs)
+    def __call__(self, *rest: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        result = self.runner(self.args(*rest), check=False, **kwargs)
+        if check and result.returncode != 0:  # named by its subcommand, not its options
+            raise command_failure([*self.command, rest[0]], result.stderr)
+        return result
 
     def config(self) -> tuple[dict, str | None]:
         """The resolved compose model in v2's JSON shape, and the project name v2 resolved."""
@@ -597,10 +604,8 @@ class Compose:
         if not name:
             raise UsageError(f"no Compose project name can be made from the directory "
                              f"{directory.name!r}", "Set COMPOSE_PROJECT_NAME in .env")
-        project = project_from_model(model, name, source, directory, settings.service)
         self.project_name = name
-        return dataclasses.replace(project, labels_expected={
-            LABEL_PROJECT: name, LABEL_VOLUME: project.volume_key, LABEL_VERSION: self.version})
+        return project_from_model(model, name, source, directory, settings.service)
 
 
 PG_MOUNT_HINTS = ("/var/lib/postgresql/data", "/var/lib/postgresql")
@@ -2110,6 +2115,19 @@ def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
         finally:
             if not swapped:
                 conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", db))
+
+
+def replace_with_backup(kit: Kit, backup: CheckedBackup, container: Container,
+                        before: dict[str, int] | None, safety_tag: str | None) -> None:
+    """db-restore's and db-seed's common end: the safety dump (when `safety_tag` is given)
+    alongside the load into a scratch database, the swap, and the report."""
+    after, copy = replace_database(
+        kit, load_backup(kit, backup, container),
+        (lambda: take_dump(kit, "custom", tag=safety_tag)) if safety_tag else None)
+    if copy:
+        info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
+    for line in report_tables(before, after):
+        detail(line)
 
 
 def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callable[[str], None]:

@@ -3,10 +3,10 @@
 
 REPLACES the configured database. Before anything changes, the file's checksum and format are
 checked: a truncated, corrupt, foreign (not pg_dump's) or newer-major dump is refused (exit 3).
-Then the plan is shown and [y/N] asked (without a terminal: refused unless --yes), and the
-current database is dumped to backups/ (a safety dump, on unless DBGUARD_SAFETY_DUMP=0) with its
-path printed. The backup is loaded into a scratch database (custom format: pg_restore -j, stops
-at the first error; plain SQL: psql with ON_ERROR_STOP in one transaction). Only when that
+Then the plan is shown and [y/N] asked (without a terminal: refused unless --yes). The backup
+is loaded into a scratch database (custom format: pg_restore -j, stops at the first error;
+plain SQL: psql with ON_ERROR_STOP in one transaction) while the current database is dumped to
+backups/ (a safety dump, on unless DBGUARD_SAFETY_DUMP=0; its path is printed). Only when both
 worked are other connections closed and the two databases swapped by renaming them in one
 transaction; the old one is dropped after the swap. A failure before the swap leaves the
 current database exactly as it was.
@@ -54,19 +54,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(before)} tables, about {sum(before.values()):,} rows"
         g.detail(f"replace:  database {s.db_name!r} ({now})")
         safety = s.safety_dump and before is not None
-        g.detail(f"first:    {'a safety dump of it to ' + str(s.backup_dir) if safety else 'no safety dump (DBGUARD_SAFETY_DUMP=0)' if before is not None else 'nothing to keep'}")
+        if safety:
+            g.detail(f"first:    a safety dump of it to {s.backup_dir}")
+        elif before is not None:
+            g.detail("first:    no safety dump (DBGUARD_SAFETY_DUMP=0)")
         if kit.run.dry_run:
             g.info("dry run: nothing was changed")
             return g.EXIT_OK
         g.confirm(f"Replace database {s.db_name!r} with {backup.path.name}?",
                   assume_yes=args.yes)
-        after, copy = g.replace_database(
-            kit, g.load_backup(kit, backup, container),
-            (lambda: g.take_dump(kit, "custom", tag="pre-restore")) if safety else None)
-        if copy:
-            g.info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
-        for line in g.report_tables(before, after):
-            g.detail(line)
+        g.replace_with_backup(kit, backup, container, before,
+                              "pre-restore" if safety else None)
         g.success(f"{s.db_name!r} now holds {backup.path.name}")
     return g.EXIT_OK
 

@@ -45,14 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         if before:
             g.confirm(f"Replace database {s.db_name!r} ({len(before)} tables) with the "
                       "fixture?", assume_yes=args.yes)
-        safety = before and s.safety_dump
-        after, copy = g.replace_database(
-            kit, g.load_backup(kit, fixture, container),
-            (lambda: g.take_dump(kit, "custom", tag="pre-seed")) if safety else None)
-        if copy:
-            g.info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
-        for line in g.report_tables(before, after):
-            g.detail(line)
+        g.replace_with_backup(kit, fixture, container, before,
+                              "pre-seed" if before and s.safety_dump else None)
         g.success(f"{s.db_name!r} seeded from {s.fixture.name}")
     return g.EXIT_OK
 

@@ -125,3 +125,12 @@ def test_sizes_and_ages():
         "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 GiB"]
     assert [g.human_age(s) for s in (5, 60, 7200, 86400 * 3)] == [
         "just now", "1 minute ago", "2 hours ago", "3 days ago"]
+
+
+def test_a_bad_flag_is_one_error_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        g.parser("Summary.\n\nexamples:\n  x").parse_args(["--nope"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: unrecognized arguments: --nope. See `") and \
+        err.endswith(" --help`\n") and err.count("\n") == 1
