@@ -594,18 +594,27 @@ class Compose:
         directory = settings.compose_files[0].parent
         raw = "\n".join(f.read_text(encoding="utf-8", errors="replace")
                         for f in settings.compose_files)
-        if settings.project_name:
-            name, source = settings.project_name, settings.project_name_origin or ".env"
-        elif self.v2 and re.search(r"^name\s*:", raw, re.M):
-            name, source = resolved or normalize_v2(directory.name), "compose file"
-        else:
-            name = resolved or (normalize_v2 if self.v2 else normalize_v1)(directory.name)
-            source = "directory"
-        if not name:
-            raise UsageError(f"no Compose project name can be made from the directory "
-                             f"{directory.name!r}", "Set COMPOSE_PROJECT_NAME in .env")
+        name, source = project_name(settings.project_name, settings.project_name_origin,
+                                    self.v2, raw, resolved, directory.name)
         self.project_name = name
         return project_from_model(model, name, source, directory, settings.service)
+
+
+def project_name(configured: str | None, origin: str | None, v2: bool, compose_text: str,
+                 resolved: str | None, directory: str) -> tuple[str, str]:
+    """The project name in effect and where it came from, in Compose's order: the environment,
+    then .env (both as COMPOSE_PROJECT_NAME), then `name:` in the compose file (v2 only), then
+    the directory's name. `resolved` is what v2 itself reported, when it was asked."""
+    if configured:
+        name, source = configured, origin or ".env"
+    elif v2 and re.search(r"^name\s*:", compose_text, re.M):
+        name, source = resolved or normalize_v2(directory), "compose file"
+    else:
+        name, source = resolved or (normalize_v2 if v2 else normalize_v1)(directory), "directory"
+    if not name:
+        raise UsageError(f"no Compose project name can be made from the directory "
+                         f"{directory!r}", "Set COMPOSE_PROJECT_NAME in .env")
+    return name, source
 
 
 PG_MOUNT_HINTS = ("/var/lib/postgresql/data", "/var/lib/postgresql")
@@ -1476,9 +1485,9 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
         health = (state.get("Health") or {}).get("Status")
         if health == "healthy":
             return container
-        # Docker runs the first health check only after its interval; the same check through
-        # exec answers as soon as the server does.
-        if health in (None, "starting") and state.get("Status") == "running":
+        # The service's own health check is the judge when it has one (an app may wait on it
+        # with depends_on: service_healthy); without one, pg_isready over TCP.
+        if health is None and state.get("Status") == "running":
             probe = kit.run(["docker", "exec", container.id, "pg_isready", "-h", "127.0.0.1",
                              "-p", "5432", "-q"], check=False)
             if probe.returncode == 0:

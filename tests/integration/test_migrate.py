@@ -241,3 +241,35 @@ def test_progress_on_a_terminal(make_kit, token):
     code, out = kit.tty("db_migrate_volume", "--yes", answer="")
     assert code == 0, out
     assert f"copying old{token}_sum_db_data: " in out and "%)" in out, out
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_force_stops_a_foreign_container_and_proceeds(make_kit, token):
+    source, rows = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    docker("run", "-d", "--name", f"{token}-foreign", "--mount",
+           f"type=volume,source={source},target=/data,readonly", "--entrypoint", "sleep",
+           kit.image, "300")
+    try:
+        r = kit.make("db-migrate-volume", "YES=1", "FORCE=1")
+        assert r.returncode == 0, shown(r)
+        assert f"stopping {token}-foreign" in r.stderr, shown(r)
+        assert docker("inspect", "--format", "{{.State.Running}}", f"{token}-foreign"
+                      ).stdout.strip() == "false"
+        assert kit.fingerprint() == rows
+    finally:
+        docker("rm", "-f", "-v", f"{token}-foreign", check=False)
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_undo_answered_no_changes_nothing(make_kit, token):
+    orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    kit.up("--allow-new-volume")
+    kit.sql("CREATE TABLE mine AS SELECT 1 AS x")
+    assert kit.script("db_migrate_volume", "--yes").returncode == 0
+    migrated = kit.fingerprint()
+    code, out = kit.tty("db_migrate_volume", "--undo", answer="n")
+    assert code == 3 and "ERROR: not confirmed. Nothing was changed" in out, out
+    assert "[y/N]" in out and kit.fingerprint() == migrated
+    assert len(list((kit.root / "backups" / "volumes").glob("*.tar"))) == 1

@@ -295,3 +295,14 @@ def test_dump_shows_progress_on_a_terminal(running_kit):
     code, out = running_kit.tty("db_dump", answer="")
     assert code == 0, out
     assert "dumping sum_db: " in out and "INFO: wrote " in out, out
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_a_name_in_the_compose_file_counts_as_locked(kit):
+    kit.write_env(COMPOSE_PROJECT_NAME=None)
+    compose = kit.root / "docker-compose.yml"
+    compose.write_text(f"name: {kit.token}n\n" + compose.read_text())
+    facts = info(kit)
+    assert facts["project"]["name"] == f"{kit.token}n"
+    assert (facts["project"]["source"], facts["project"]["locked"]) == ("compose file", True)
+    assert facts["active_volume"] == f"{kit.token}n_sum_db_data"

@@ -51,3 +51,24 @@ def test_pre_1_21_name_of_the_directory_is_found_with_its_generation():
     p = project(name="renamed", directory="sum-platform")
     assert g.candidate_reasons("sumplatform_sum_db_data", "", p) == [
         "name", "directory name (v1-pre-1.21)"]
+
+
+@pytest.mark.parametrize("configured, origin, v2, text, resolved, expected", [
+    ("locked", "environment", True, "name: fromfile\n", "locked", ("locked", "environment")),
+    ("locked", ".env", False, "", None, ("locked", ".env")),
+    (None, None, True, "name: fromfile\nservices: {}\n", "fromfile", ("fromfile",
+                                                                      "compose file")),
+    (None, None, False, "name: fromfile\n", None, ("sum-platform", "directory")),
+    (None, None, True, "services:\n  db:\n    name: x\n", "sum-platform",
+     ("sum-platform", "directory")),
+    (None, None, True, "", None, ("sum-platform", "directory")),
+])
+def test_project_name_precedence(configured, origin, v2, text, resolved, expected):
+    assert g.project_name(configured, origin, v2, text, resolved, "sum-platform") == expected
+
+
+def test_a_directory_with_no_usable_name_asks_for_a_locked_one():
+    with pytest.raises(g.UsageError) as err:
+        g.project_name(None, None, True, "", None, "...")
+    assert err.value.line() == ("ERROR: no Compose project name can be made from the directory "
+                                "'...'. Set COMPOSE_PROJECT_NAME in .env")
