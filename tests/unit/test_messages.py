@@ -134,3 +134,14 @@ def test_a_bad_flag_is_one_error_line_and_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith("ERROR: unrecognized arguments: --nope. See `") and \
         err.endswith(" --help`\n") and err.count("\n") == 1
+
+
+def test_a_password_failure_is_explained_and_the_password_masked():
+    settings = type("S", (), {"db_password": "hunter2"})()
+    text = g.explain_connection_error(settings, Exception(
+        'connection failed: FATAL:  password authentication failed for user "sum_user" '
+        "(tried hunter2)\nmore"))
+    assert "hunter2" not in text and "(tried ********)" in text
+    assert text.endswith("(a cluster keeps the password it was created with: POSTGRES_PASSWORD "
+                         "only applies when the image initialises an empty volume, so "
+                         "DJANGO_DB_PASSWORD must be the cluster's)")
