@@ -2085,8 +2085,11 @@ def replace_database(kit: Kit, load: Callable[[str], None],
                 with connect(s, dbname=new, autocommit=True) as conn:
                     conn.execute("ANALYZE")  # row estimates for the report, and the planner
                     after = table_stats(conn)
-            finally:
-                copy = pending.result() if pending else None  # its failure is raised here too
+            except BaseException:
+                if pending:
+                    pending.exception()  # let the safety dump finish; the load's error counts
+                raise
+            copy = pending.result() if pending else None  # a failed safety dump stops here
             swap_databases(s, db, new, old)
         except BaseException:
             with contextlib.suppress(Exception), admin(s) as conn:
