@@ -2422,8 +2422,11 @@ def ensure_volume(kit: Kit, volume: Volume) -> None:
 def copy_volume(kit: Kit, source: Volume, target: str) -> None:
     """Marks and empties the target, copies the source into it with progress, and verifies
     the copy file by file. The marker stays until the caller has verified and removes it."""
+    script = COPY_SCRIPT
+    if os.environ.get("DBGUARD_TEST_FAULT") == "fail-copy":  # how tests reach a failed copy
+        script += "exit 1\n"
     argv = helper_args(kit.image.ref, [(source.name, "/from", True), (target, "/to", False)],
-                       COPY_SCRIPT)
+                       script)
     progress = Progress(f"copying {source.name}", source.size)
     proc = kit.run.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
@@ -2472,16 +2475,21 @@ def copy_into_volume(kit: Kit, source: Volume, target: Volume, snapshot_needed: 
         info(f"snapshot of {target.name}: {snapshot} (undo: make db-migrate-volume UNDO=1)")
     ensure_volume(kit, target)
     info(f"copying {source.name} -> {target.name}")
-    copy_volume(kit, source, target.name)
-    if os.environ.get("DBGUARD_TEST_FAULT") == "corrupt-copy":  # how tests reach the branch below
-        kit.run(helper_args(kit.image.ref, [(target.name, "/to", False)],
-                            "echo x >> /to/PG_VERSION"))
-    diff = verify_copy(kit, source.name, target.name)
+    put_back = (f"{target.name} was put back as it was; {source.name} is untouched. Fix the "
+                "cause and run again")
+    try:
+        copy_volume(kit, source, target.name)
+        if os.environ.get("DBGUARD_TEST_FAULT") == "corrupt-copy":  # how tests reach the diff
+            kit.run(helper_args(kit.image.ref, [(target.name, "/to", False)],
+                                "echo x >> /to/PG_VERSION"))
+        diff = verify_copy(kit, source.name, target.name)
+    except Failure as exc:  # the copy or its check failed (a full disk, say): undo, then say
+        put_snapshot_back(kit, target, snapshot)
+        raise Failure(f"copying {source.name} into {target.name} failed ({exc.message})",
+                      put_back) from None
     if diff:
         put_snapshot_back(kit, target, snapshot)
-        raise Failure(f"the copy differs from {source.name} ({'; '.join(diff)})",
-                      f"{target.name} was put back as it was; {source.name} is untouched. "
-                      "Run again, and report this if it repeats")
+        raise Failure(f"the copy differs from {source.name} ({'; '.join(diff)})", put_back)
     unmark(kit, target.name)
     success(f"{target.name} now holds a verified copy of {source.name}")
 

@@ -3,7 +3,8 @@
 
 Writes DBGUARD_FIXTURE (default fixtures/dev_content.sql) with pg_dump's plain format, without
 owners or privileges (so it loads for any user), under a stable name, atomically (a failed
-export leaves the previous fixture in place). Where pg_dump has --restrict-key, a fixed key is
+export leaves the previous fixture in place). A fixture it replaces with different content is
+kept under backups/fixtures/ first. Where pg_dump has --restrict-key, a fixed key is
 used so the file does not change when the data does not. Changes nothing in the database.
 
 examples:
@@ -12,7 +13,10 @@ examples:
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import time
 
 import _dbguard as g
 
@@ -42,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         if g.PLAIN_TRAILER not in out.tail:
             raise g.Failure("the export has no completion trailer (pg_dump stopped early)",
                             f"The previous {s.fixture.name} was kept; run again")
+        # An export from a fresh, empty volume must not silently replace real content.
+        if s.fixture.exists() and g.sha256_file(s.fixture) != out.digest.hexdigest():
+            kept = g.private_dir(s.backup_dir / "fixtures") / (
+                f"{s.fixture.stem}_{time.strftime('%Y%m%d_%H%M%S')}{s.fixture.suffix}")
+            shutil.copy2(s.fixture, kept)
+            os.chmod(kept, 0o600)
+            g.info(f"kept the fixture it replaces as {kept}")
 
     out = g.stream_to_file(kit, argv_, s.fixture, f"exporting {s.db_name}", mode=0o644,
                            checksum=False, verify=verify)

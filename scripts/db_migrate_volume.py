@@ -73,12 +73,12 @@ def preflight(kit: g.Kit, source: g.Volume, target: g.Volume, force: bool) -> li
             f"{kit.image.pg_major}; copying files cannot change that (the server would refuse "
             f"them). Dump it with a {source.pg_major} image (DB_IMAGE), then make db-restore "
             f"on {kit.image.pg_major}, or use pg_upgrade")
-    if target.exists and kit.image.pg_major and source.has_cluster and \
-            g.pgdata_in_volume(kit.project, kit.image) is None:
+    if g.pgdata_in_volume(kit.project, kit.image) is None:
         reasons.append("the image keeps its data outside the volume (see `make db-info`)")
     if not force:
         foreign = {c.name for v in (source, target) for c in v.used_by
-                   if c.project != kit.project.name and c.state in g.RUNNING_STATES}
+                   if c.project != kit.project.name and c.state in g.RUNNING_STATES
+                   and not c.helper}
         if foreign:
             reasons.append(f"{', '.join(sorted(foreign))} (not of project {kit.project.name}) "
                            "is running on one of the volumes; --force (FORCE=1) stops it too")
@@ -102,6 +102,10 @@ def show_plan(kit: g.Kit, source: g.Volume, target: g.Volume, snapshot: bool,
         g.detail("snapshot: none (the target holds only an unfinished copy)")
     if stops:
         g.detail("stops:    " + ", ".join(f"{c.name} ({c.state})" for c in stops))
+    leftovers = {c.name for v in (source, target) for c in v.used_by if c.helper}
+    if leftovers:
+        g.detail("removes:  " + ", ".join(sorted(leftovers))
+                 + " (dbguard helpers left by an interrupted run)")
     g.detail(f"then:     copy, compare file by file (md5), start {kit.project.service!r}, "
              "report")
 
@@ -119,7 +123,8 @@ def undo(kit: g.Kit, target: g.Volume, assume_yes: bool, force: bool, dry_run: b
                         "Put back an older one by hand, or keep the volume as it is; nothing "
                         "was changed")
     foreign = sorted({c.name for c in target.used_by
-                      if c.project != kit.project.name and c.state in g.RUNNING_STATES})
+                      if c.project != kit.project.name and c.state in g.RUNNING_STATES
+                      and not c.helper})
     if foreign and not force:
         raise g.Refusal(f"{', '.join(foreign)} (not of project {kit.project.name}) uses "
                         f"{target.name}", "Stop it, or pass --force (FORCE=1); nothing was "
@@ -135,7 +140,8 @@ def undo(kit: g.Kit, target: g.Volume, assume_yes: bool, force: bool, dry_run: b
         return g.EXIT_OK
     g.confirm(f"Replace the contents of {target.name} with {snapshot.name}?",
               assume_yes=assume_yes)
-    g.stop_containers(kit, [c for c in target.used_by if c.state in g.RUNNING_STATES])
+    g.remove_leftover_helpers(kit, [target])
+    g.stop_containers(kit, target.used_by)
     if keep_current:
         current = g.snapshot_volume(kit, target)
         g.info(f"snapshot of the current contents: {current}")
@@ -191,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
 def run(kit: g.Kit, args) -> int:
     volumes = kit.scan()
     target = next(v for v in volumes if v.active)
-    if not kit.run.dry_run:
-        g.remove_leftover_helpers(kit, volumes)
     if args.undo:
         return undo(kit, target, args.yes, args.force, kit.run.dry_run)
     source = pick_source(kit, volumes, args.source)
@@ -202,7 +206,7 @@ def run(kit: g.Kit, args) -> int:
         raise g.Refusal(f"refusing to copy {source.name} into {target.name}: {reasons[0]}",
                         "Nothing was changed", details if len(reasons) > 1 else [])
     stops = list({c.id: c for v in (source, target) for c in v.used_by
-                  if c.state in g.RUNNING_STATES}.values())
+                  if c.state in g.RUNNING_STATES and not c.helper}.values())
     snapshot_needed = target.exists and bool(target.entries) and not target.incomplete
     show_plan(kit, source, target, snapshot_needed, stops)
     if kit.run.dry_run:
@@ -210,6 +214,7 @@ def run(kit: g.Kit, args) -> int:
         return g.EXIT_OK
     g.warning(f"this will OVERWRITE the contents of {target.name}")
     g.confirm(f"Copy {source.name} into {target.name}?", assume_yes=args.yes)
+    g.remove_leftover_helpers(kit, [source, target])
     g.stop_containers(kit, stops)
     g.copy_into_volume(kit, source, target, snapshot_needed)
     g.start_service(kit)

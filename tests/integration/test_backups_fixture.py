@@ -92,9 +92,19 @@ def test_fixture_is_plain_portable_stable_and_seeds_a_fresh_volume(running_kit, 
     assert text.startswith("--\n-- PostgreSQL database dump")
     assert "OWNER TO" not in text and "GRANT " not in text
     assert stat.S_IMODE(fixture.stat().st_mode) == 0o644
-    assert kit.make("db-fixture").returncode == 0
+    r = kit.make("db-fixture")
+    assert r.returncode == 0 and "kept the fixture" not in r.stderr, shown(r)
     assert fixture.read_text() == text, "the same data gives the same file"
     content = kit.fingerprint()
+    kit.sql("CREATE TABLE scratch AS SELECT 1 AS x")
+    r = kit.make("db-fixture")
+    assert r.returncode == 0, shown(r)
+    (kept,) = (kit.root / "backups" / "fixtures").glob("dev_content_*.sql")
+    assert f"kept the fixture it replaces as {kept}" in r.stderr
+    assert kept.read_text() == text and "scratch" in fixture.read_text()
+    kit.sql("DROP TABLE scratch")
+    assert kit.make("db-fixture").returncode == 0
+    text = fixture.read_text()
 
     fresh = make_kit("fresh" + token, COMPOSE_PROJECT_NAME="fresh" + token)
     fresh.write_env(DJANGO_DB_PORT=str(fresh.port))

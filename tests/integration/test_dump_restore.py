@@ -220,6 +220,15 @@ def test_restore_questions_and_settings(running_kit):
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
     assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
     assert kit.fingerprint() == before and len(dumps(kit)) == count
+    kit.sql("CREATE DATABASE sum_db_dbguard_old")  # as a restore killed after its swap leaves
+    r = kit.script("db_restore", "--file", str(path), "--yes")
+    assert r.returncode == 3, shown(r)
+    assert r.stderr.strip().splitlines()[-1] == (
+        "ERROR: a previous restore left the database 'sum_db_dbguard_old' (the database as it "
+        "was before that restore) behind. Look at it, then drop it (make db-shell, DROP "
+        'DATABASE "sum_db_dbguard_old";) and run again; nothing was changed')
+    assert kit.fingerprint() == before and len(dumps(kit)) == count
+    kit.sql("DROP DATABASE sum_db_dbguard_old")
     kit.write_env(DBGUARD_SAFETY_DUMP="0")
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)

@@ -32,6 +32,14 @@ def manifest(kit, volume: str) -> str:
     return kit.helper(volume, MANIFEST, readonly=True)
 
 
+def sleeper(kit, name: str, volume: str, *labels: str) -> None:
+    """A running container on `volume` that is not of the kit's project."""
+    extra = [arg for label in labels for arg in ("--label", label)]
+    docker("run", "-d", "--name", name, *extra, "--mount",
+           f"type=volume,source={volume},target=/data,readonly", "--entrypoint", "sleep",
+           kit.image, "300")
+
+
 def last_error(r) -> str:
     return r.stderr.strip().splitlines()[-1]
 
@@ -101,14 +109,18 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
     assert refused("--undo", "--yes") == (
         f"ERROR: there is no snapshot of {kit.volume} in {kit.root / 'backups' / 'volumes'}. "
         "Nothing to undo; nothing was changed")
+    # A helper that a killed run left on the source: named in the plan, kept after a "no".
+    sleeper(kit, f"{token}-leftover", source, "dbguard.helper=1")
     code, out = kit.tty("db_migrate_volume", answer="n")
     assert code == 3 and "ERROR: not confirmed. Nothing was changed" in out, out
+    assert f"removes:  {token}-leftover (dbguard helpers left by an interrupted run)" in out, out
     assert kit.volume not in volume_names() and manifest(kit, source) == source_before
+    assert docker("inspect", "--format", "{{.State.Running}}", f"{token}-leftover"
+                  ).stdout.strip() == "true", "answering no removed nothing"
+    docker("rm", "-f", "-v", f"{token}-leftover")
 
     # A foreign container running on the source.
-    docker("run", "-d", "--name", f"{token}-foreign", "--mount",
-           f"type=volume,source={source},target=/data,readonly", "--entrypoint", "sleep",
-           kit.image, "300")
+    sleeper(kit, f"{token}-foreign", source)
     assert refused("--yes") == (
         f"ERROR: refusing to copy {source} into {kit.volume}: {token}-foreign (not of project "
         f"{kit.token}) is running on one of the volumes; --force (FORCE=1) stops it too. "
@@ -153,31 +165,67 @@ def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token
         "undo keeps what it replaces, too"
 
 
-def test_a_copy_that_fails_verification_is_undone(make_kit, token):
+@pytest.mark.parametrize("fault, error", [
+    ("corrupt-copy", "ERROR: the copy differs from {source} (differs ./PG_VERSION"),
+    ("fail-copy", "ERROR: copying {source} into {target} failed (`docker run` failed"),
+])
+def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, fault, error):
     source, _ = orphan_volume(make_kit, "old" + token)
     kit = make_kit()
+    expected = error.format(source=source, target=kit.volume)
+
+    # Into a volume that did not exist: afterwards it does not exist either.
+    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": fault})
+    assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
+    assert kit.volume not in volume_names()
+
+    # Into a volume with data: its snapshot is put back exactly.
     kit.up("--allow-new-volume")
     kit.sql("CREATE TABLE mine AS SELECT generate_series(1, 5) AS x")
     mine = kit.fingerprint()
     kit.script("db_down")
     before = manifest(kit, kit.volume)
-    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": "corrupt-copy"})
-    assert r.returncode == 1, shown(r)
-    assert last_error(r).startswith(f"ERROR: the copy differs from {source} (differs "
-                                    "./PG_VERSION")
+    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": fault})
+    assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
     assert f"{kit.volume} was put back as it was" in last_error(r)
     assert manifest(kit, kit.volume) == before, "the snapshot was put back exactly"
-    kit.up("--allow-new-volume")
+    kit.up()
     assert kit.fingerprint() == mine
 
 
 @pytest.mark.parametrize("flavor", ["v2"])
-def test_a_failed_copy_into_a_new_volume_leaves_no_volume(make_kit, token):
-    orphan_volume(make_kit, "old" + token)
-    kit = make_kit()
-    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": "corrupt-copy"})
-    assert r.returncode == 1, shown(r)
-    assert kit.volume not in volume_names()
+def test_refusals_without_a_source_or_with_a_bad_snapshot(kit, token):
+    r = kit.script("db_migrate_volume", "--yes")
+    assert r.returncode == 3, shown(r)
+    assert last_error(r) == (
+        f"ERROR: no other volume of 'sum_db_data' holds a PostgreSQL cluster, so there is "
+        f"nothing to copy into {kit.volume}. Name the source with FROM=<volume> if it is named "
+        "otherwise; nothing was changed")
+    docker("volume", "create", kit.volume)
+    folder = kit.root / "backups" / "volumes"
+    folder.mkdir(parents=True)
+    snap = folder / f"{kit.volume}_20250101_000000.tar"
+    snap.write_bytes(b"x" * 1024)
+    (folder / (snap.name + ".sha256")).write_text("0" * 64 + f"  {snap.name}\n")
+    r = kit.script("db_migrate_volume", "--undo", "--yes")
+    assert r.returncode == 3, shown(r)
+    assert last_error(r) == (f"ERROR: {snap.name} does not match its checksum. Put back an "
+                             "older one by hand, or keep the volume as it is; nothing was "
+                             "changed")
+    import hashlib
+    (folder / (snap.name + ".sha256")).write_text(
+        hashlib.sha256(snap.read_bytes()).hexdigest() + f"  {snap.name}\n")
+    sleeper(kit, f"{token}-foreign", kit.volume)
+    try:
+        before = manifest(kit, kit.volume)
+        r = kit.script("db_migrate_volume", "--undo", "--yes")
+        assert r.returncode == 3, shown(r)
+        assert last_error(r) == (f"ERROR: {token}-foreign (not of project {kit.token}) uses "
+                                 f"{kit.volume}. Stop it, or pass --force (FORCE=1); nothing "
+                                 "was changed")
+        assert manifest(kit, kit.volume) == before
+    finally:
+        docker("rm", "-f", "-v", f"{token}-foreign", check=False)
 
 
 def big_orphan(make_kit, name: str):
@@ -247,9 +295,7 @@ def test_progress_on_a_terminal(make_kit, token):
 def test_force_stops_a_foreign_container_and_proceeds(make_kit, token):
     source, rows = orphan_volume(make_kit, "old" + token)
     kit = make_kit()
-    docker("run", "-d", "--name", f"{token}-foreign", "--mount",
-           f"type=volume,source={source},target=/data,readonly", "--entrypoint", "sleep",
-           kit.image, "300")
+    sleeper(kit, f"{token}-foreign", source)
     try:
         r = kit.make("db-migrate-volume", "YES=1", "FORCE=1")
         assert r.returncode == 0, shown(r)

@@ -185,3 +185,13 @@ def test_table_report():
     lines = g.report_tables({"public.a": 10, "public.b": 5}, {"public.a": 12, "public.c": 1})
     assert lines == ["tables: 2 -> 2; rows (estimate): 15 -> 13", "  public.a: 10 -> 12",
                      "  public.b: 5 -> -", "  public.c: - -> 1"]
+
+
+def test_an_unreadable_checksum_file_is_refused(tmp_path):
+    path = copy_with_checksum(tmp_path, DATA / "tiny.dump", "sum_db_20251215_124427.dump")
+    path.with_name(path.name + ".sha256").write_text("not a digest\n")
+    with pytest.raises(g.Refusal) as err:
+        g.check_backup(None, path, 15)
+    assert err.value.line() == ("ERROR: sum_db_20251215_124427.dump.sha256 cannot be read as a "
+                                "checksum. Pick another backup (`make db-backups`); nothing was "
+                                "changed")

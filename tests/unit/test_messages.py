@@ -145,3 +145,24 @@ def test_a_password_failure_is_explained_and_the_password_masked():
     assert text.endswith("(a cluster keeps the password it was created with: POSTGRES_PASSWORD "
                          "only applies when the image initialises an empty volume, so "
                          "DJANGO_DB_PASSWORD must be the cluster's)")
+
+
+def test_one_data_changing_command_at_a_time(tmp_path):
+    from types import SimpleNamespace
+
+    kit = SimpleNamespace(settings=SimpleNamespace(backup_dir=tmp_path / "backups"),
+                          run=SimpleNamespace(dry_run=False))
+    with g.kit_lock(kit, "db-restore"):
+        with pytest.raises(g.Refusal) as err:
+            with g.kit_lock(kit, "db-migrate-volume"):
+                pass
+        assert err.value.line().startswith(
+            "ERROR: another dbguard command is changing data (db-restore, pid ")
+        assert err.value.line().endswith("). Wait for it to finish and run again; nothing was "
+                                         "changed")
+    with g.kit_lock(kit, "db-seed"):  # released again
+        pass
+    dry = SimpleNamespace(settings=SimpleNamespace(backup_dir=tmp_path / "other"),
+                          run=SimpleNamespace(dry_run=True))
+    with g.kit_lock(dry, "db-restore"):
+        assert not (tmp_path / "other").exists(), "a dry run takes no lock and writes nothing"

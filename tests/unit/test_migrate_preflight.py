@@ -1,0 +1,71 @@
+"""db-migrate-volume's preflight: every reason to refuse a copy, one precondition broken at a
+time, and what does not count as a reason."""
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import _dbguard as g
+import db_migrate_volume as m
+
+
+def kit(pg_major=15, mount="/var/lib/postgresql/data"):
+    project = g.Project(name="sumplatform", name_source=".env", directory=Path("/src/x"),
+                        service="db", image="postgres:15", volume_key="sum_db_data",
+                        volume="sumplatform_sum_db_data", external=False, mount_target=mount,
+                        service_pgdata=None)
+    image = g.ImageInfo(f"postgres:{pg_major}", True, pg_major, None)
+    return SimpleNamespace(project=project, image=image)
+
+
+def source(**kw):
+    return g.Volume("tradesite_sum_db_data", **{"pg_version": "15", **kw})
+
+
+def target(**kw):
+    return g.Volume("sumplatform_sum_db_data", active=True, exists=False, **kw)
+
+
+def container(name, project="other", state="running", helper=False):
+    return g.Container(name, name, state, "", "", project, "db", [], "", helper)
+
+
+def test_a_good_source_has_no_reason():
+    assert m.preflight(kit(), source(), target(), force=False) == []
+
+
+@pytest.mark.parametrize("src, reason", [
+    (source(pg_version=None), "tradesite_sum_db_data holds no PostgreSQL cluster (no PG_VERSION)"),
+    (source(incomplete=True), "tradesite_sum_db_data holds an unfinished copy itself"),
+    (source(pg_version="16"), "tradesite_sum_db_data holds a PostgreSQL 16 cluster but the image "
+                              "runs 15; copying files cannot change that"),
+])
+def test_each_bad_source_is_named(src, reason):
+    (got,) = m.preflight(kit(), src, target(), force=False)
+    assert got.startswith(reason)
+
+
+def test_the_active_volume_cannot_be_its_own_source():
+    assert m.preflight(kit(), g.Volume("sumplatform_sum_db_data", pg_version="15"), target(),
+                       force=False) == ["the source sumplatform_sum_db_data is the active "
+                                        "volume itself"]
+
+
+def test_data_outside_the_volume():
+    assert m.preflight(kit(pg_major=18), source(pg_version="18"), target(), force=False) == [
+        "the image keeps its data outside the volume (see `make db-info`)"]
+
+
+def test_a_running_foreign_container_needs_force_but_stopped_ones_and_helpers_do_not():
+    src = source(used_by=[container("web-1"), container("old-db", state="exited"),
+                          container("helper", project="", helper=True),
+                          container("mine", project="sumplatform")])
+    (reason,) = m.preflight(kit(), src, target(), force=False)
+    assert reason == ("web-1 (not of project sumplatform) is running on one of the volumes; "
+                      "--force (FORCE=1) stops it too")
+    assert m.preflight(kit(), src, target(), force=True) == []
+
+
+def test_all_reasons_are_collected_at_once():
+    src = source(pg_version="16", incomplete=True, used_by=[container("web-1")])
+    assert len(m.preflight(kit(), src, target(), force=False)) == 3
