@@ -78,6 +78,9 @@ class Kit:
     password: str = ""
     port: int = field(default_factory=free_port)
     env_values: dict = field(default_factory=dict)
+    # Volumes that were on the machine before the test began (a developer's own projects, or
+    # what an earlier test could not remove): left out, so that each test sees only its own.
+    foreign_volumes: tuple = ()
 
     @property
     def project(self) -> str:
@@ -103,6 +106,9 @@ class Kit:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_")) and k != "VENV"}
         env.update(DOCKER_CONFIG=str(self.docker_config), NO_COLOR="1", PYTHONUNBUFFERED="1")
+        if self.foreign_volumes:
+            own = self.env_values.get("DBGUARD_IGNORE_VOLUMES", "")
+            env["DBGUARD_IGNORE_VOLUMES"] = ",".join(filter(None, [own, *self.foreign_volumes]))
         env.update(extra or {})
         return env
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,8 @@ def make_kit(tmp_path, image, flavor, docker_configs, token):
         copy_kit(root)
         # One password for every kit of a test: they stand for one repository over time, and
         # a cluster keeps the password it was created with.
-        kit = Kit(root, flavor, image, docker_configs[flavor], token, password="pw-" + token)
+        kit = Kit(root, flavor, image, docker_configs[flavor], token, password="pw-" + token,
+                  foreign_volumes=tuple(sorted(volumes_before)))
         kit.write_env(**env)
         kits.append(kit)
         return kit
@@ -90,24 +92,47 @@ def make_kit(tmp_path, image, flavor, docker_configs, token):
     yield factory
 
     projects = {k.project for k in kits} | {token}
-    for name in fixed_names:
-        projects.add(name.rsplit("_sum_db_data", 1)[0])
-    for project in projects:
-        ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"
-                     ).stdout.split()
-        if ids:
-            docker("rm", "-f", "-v", *ids, check=False)
-        docker("network", "rm", f"{project}_default", check=False)
-    for extra in docker("ps", "-aq", "--filter", f"name={token}").stdout.split():
-        docker("rm", "-f", "-v", extra, check=False)
-    made = volume_names() - volumes_before
-    doomed = [v for v in made if token in v or v in fixed_names]
-    for v in doomed:  # e.g. a helper container that a killed command left running
-        users = docker("ps", "-aq", "--filter", f"volume={v}").stdout.split()
-        if users:
-            docker("rm", "-f", "-v", *users, check=False)
-    if doomed:
-        docker("volume", "rm", "-f", *doomed, check=False)
+    projects |= {name.rsplit("_sum_db_data", 1)[0] for name in fixed_names}
+    left, why = remove_test_objects(token, projects, fixed_names, volumes_before)
+    if left:
+        pytest.fail(f"teardown could not remove the test's volumes {left}; every later test "
+                    f"would see them. Docker said: {why}")
+
+
+def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
+                        volumes_before: set[str], attempts: int = 20) -> tuple[list[str], str]:
+    """Removes the containers, networks and volumes a test made, retrying while the engine
+    still holds a volume (a container whose removal is in progress, a helper container that a
+    killed command started late). Returns what is left and Docker's last complaint."""
+    why = ""
+    for attempt in range(attempts):
+        for project in projects:
+            ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"
+                         ).stdout.split()
+            if ids:
+                why = docker("rm", "-f", "-v", *ids, check=False).stderr or why
+            docker("network", "rm", f"{project}_default", check=False)
+        for extra in docker("ps", "-aq", "--filter", f"name={token}").stdout.split():
+            docker("rm", "-f", "-v", extra, check=False)
+        doomed = sorted(v for v in volume_names() - volumes_before
+                        if token in v or v in fixed_names)
+        if not doomed:
+            return [], ""
+        for v in doomed:
+            users = docker("ps", "-aq", "--filter", f"volume={v}").stdout.split()
+            if users:
+                why = docker("rm", "-f", "-v", *users, check=False).stderr or why
+        r = docker("volume", "rm", "-f", *doomed, check=False)
+        if r.returncode == 0 and not set(doomed) & volume_names():
+            return [], ""
+        why = r.stderr.strip() or why
+        time.sleep(min(0.5 * (attempt + 1), 3))
+    left = sorted(set(doomed) & volume_names())
+    for v in left:
+        users = docker("ps", "-a", "--filter", f"volume={v}", "--format",
+                       "{{.Names}} {{.Status}}").stdout.split("\n")
+        why += f"; {v} used by: {', '.join(u for u in users if u) or 'no container'}"
+    return left, why
 
 
 @pytest.fixture
