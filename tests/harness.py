@@ -99,16 +99,19 @@ class Kit:
         base.update(self.env_values)
         base.update(values)
         self.env_values = {k: v for k, v in base.items() if v is not None}
-        text = "".join(f"{k}={v}\n" for k, v in self.env_values.items())
+        written = dict(self.env_values)
+        if self.foreign_volumes and "DBGUARD_IGNORE_VOLUMES" in written:
+            written["DBGUARD_IGNORE_VOLUMES"] = ",".join(
+                filter(None, [written["DBGUARD_IGNORE_VOLUMES"], *self.foreign_volumes]))
+        text = "".join(f"{k}={v}\n" for k, v in written.items())
         (self.root / ".env").write_text(text)
 
     def process_env(self, extra: dict | None = None) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_")) and k != "VENV"}
         env.update(DOCKER_CONFIG=str(self.docker_config), NO_COLOR="1", PYTHONUNBUFFERED="1")
-        if self.foreign_volumes:
-            own = self.env_values.get("DBGUARD_IGNORE_VOLUMES", "")
-            env["DBGUARD_IGNORE_VOLUMES"] = ",".join(filter(None, [own, *self.foreign_volumes]))
+        if self.foreign_volumes and "DBGUARD_IGNORE_VOLUMES" not in self.env_values:
+            env["DBGUARD_IGNORE_VOLUMES"] = ",".join(self.foreign_volumes)
         env.update(extra or {})
         return env
 

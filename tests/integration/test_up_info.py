@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import signal
 import stat
 import subprocess
@@ -194,6 +195,37 @@ def test_ignored_volumes_are_left_out(make_kit, token):
     old.compose("-p", "old" + token, "down")
     kit = make_kit(DBGUARD_IGNORE_VOLUMES=f"old{token}_sum_db_data")
     kit.up()
+
+
+@pytest.fixture
+def planted(image):
+    """A volume with a cluster and a table in it, made before the test's kits: a developer's
+    own project on the machine that runs the tests."""
+    name = f"mine{secrets.token_hex(4)}_sum_db_data"
+    cid = docker("run", "-d", "--network", "none", "-e", "POSTGRES_PASSWORD=x", "-v",
+                 f"{name}:/var/lib/postgresql/data", image).stdout.strip()
+    try:
+        deadline = time.monotonic() + 60
+        while docker("exec", cid, "psql", "-U", "postgres", "-c", "CREATE TABLE t AS SELECT 1",
+                     check=False).returncode != 0:
+            assert time.monotonic() < deadline, docker("logs", cid, check=False).stderr
+            time.sleep(0.5)
+    finally:
+        docker("rm", "-f", cid)
+    yield name
+    kept = name in volume_names()
+    docker("volume", "rm", name, check=False)
+    assert kept, "a test's teardown removed a volume the test did not make"
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_volumes_from_before_the_test_are_left_out_and_kept(planted, make_kit):
+    kit = make_kit()
+    r = kit.script("db_info", "--json", env={"DBGUARD_IGNORE_VOLUMES": ""})
+    seen = {v["name"]: v for v in json.loads(r.stdout)["volumes"]}
+    assert seen[planted]["has_cluster"], "without the harness, the planted cluster is a candidate"
+    kit.up()  # refused as PARALLEL_UNIVERSE if the planted volume were seen
+    assert planted not in [v["name"] for v in info(kit)["volumes"]]
 
 
 def test_another_repos_names_work_unchanged(kit):
