@@ -103,23 +103,24 @@ def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
                         volumes_before: set[str], attempts: int = 20) -> tuple[list[str], str]:
     """Removes the containers, networks and volumes a test made, retrying while the engine
     still holds a volume (a container whose removal is in progress, a helper container that a
-    killed command started late). Returns what is left and Docker's last complaint."""
+    killed command started late, a docker call that failed once). Returns what is left and
+    Docker's last complaint."""
     why = ""
     for attempt in range(attempts):
         for project in projects:
-            ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"
-                         ).stdout.split()
+            ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
+                         check=False).stdout.split()
             if ids:
                 why = docker("rm", "-f", "-v", *ids, check=False).stderr or why
             docker("network", "rm", f"{project}_default", check=False)
-        for extra in docker("ps", "-aq", "--filter", f"name={token}").stdout.split():
+        for extra in docker("ps", "-aq", "--filter", f"name={token}", check=False).stdout.split():
             docker("rm", "-f", "-v", extra, check=False)
         doomed = sorted(v for v in volume_names() - volumes_before
                         if token in v or v in fixed_names)
         if not doomed:
             return [], ""
         for v in doomed:
-            users = docker("ps", "-aq", "--filter", f"volume={v}").stdout.split()
+            users = docker("ps", "-aq", "--filter", f"volume={v}", check=False).stdout.split()
             if users:
                 why = docker("rm", "-f", "-v", *users, check=False).stderr or why
         r = docker("volume", "rm", "-f", *doomed, check=False)

@@ -28,6 +28,14 @@ def orphan_volume(make_kit, name: str, rows: int = 300):
     return f"{name}_sum_db_data", fingerprint
 
 
+def own_data(kit, rows: int) -> dict:
+    """Starts the kit's own (new) volume beside the orphan and puts a table of `rows` rows in
+    it: data in the target that a migrate must snapshot first. Returns its fingerprint."""
+    kit.up("--allow-new-volume")
+    kit.sql(f"CREATE TABLE mine AS SELECT generate_series(1, {rows}) AS x")
+    return kit.fingerprint()
+
+
 def manifest(kit, volume: str) -> str:
     return kit.helper(volume, MANIFEST, readonly=True)
 
@@ -144,10 +152,7 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
 def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token):
     source, old_rows = orphan_volume(make_kit, "old" + token)
     kit = make_kit()
-    kit.up("--allow-new-volume")
-    kit.sql("CREATE TABLE mine (x int)")
-    kit.sql("INSERT INTO mine SELECT generate_series(1, 77)")
-    mine = kit.fingerprint()
+    mine = own_data(kit, 77)
     r = kit.script("db_migrate_volume", "--yes")
     assert r.returncode == 0, shown(r)
     snapshots = sorted((kit.root / "backups" / "volumes").glob(f"{kit.volume}_*.tar"))
@@ -180,9 +185,7 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     assert kit.volume not in volume_names()
 
     # Into a volume with data: its snapshot is put back exactly.
-    kit.up("--allow-new-volume")
-    kit.sql("CREATE TABLE mine AS SELECT generate_series(1, 5) AS x")
-    mine = kit.fingerprint()
+    mine = own_data(kit, 5)
     kit.script("db_down")
     before = manifest(kit, kit.volume)
     r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": fault})
@@ -272,9 +275,7 @@ def test_killed_copy_leaves_a_mark_that_db_up_refuses_and_a_rerun_completes(make
 def test_killed_snapshot_leaves_the_target_as_it_was(make_kit, token):
     big_orphan(make_kit, "old" + token)
     kit = make_kit()
-    kit.up("--allow-new-volume")
-    kit.sql("CREATE TABLE mine AS SELECT generate_series(1, 1000000) AS x")
-    mine = kit.fingerprint()
+    mine = own_data(kit, 1000000)
     kill_after(kit, "INFO: taking a snapshot of", 0.2)
     assert not list((kit.root / "backups" / "volumes").glob("*.tar")), \
         "no snapshot file that looks finished"
@@ -311,8 +312,7 @@ def test_force_stops_a_foreign_container_and_proceeds(make_kit, token):
 def test_undo_answered_no_changes_nothing(make_kit, token):
     orphan_volume(make_kit, "old" + token)
     kit = make_kit()
-    kit.up("--allow-new-volume")
-    kit.sql("CREATE TABLE mine AS SELECT 1 AS x")
+    own_data(kit, 1)
     assert kit.script("db_migrate_volume", "--yes").returncode == 0
     migrated = kit.fingerprint()
     code, out = kit.tty("db_migrate_volume", "--undo", answer="n")
