@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import sys
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.errors import EXIT_OK
+from dbguard.kit import open_kit
+from dbguard.messages import success
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    args = g.parser(__doc__).parse_args(argv)
-    kit = g.open_kit(args)
+    args = parser(__doc__).parse_args(argv)
+    kit = open_kit(args)
     kit.compose("stop", kit.project.service, mutates=True)
-    if not kit.run.dry_run:
-        g.success(f"{kit.project.service} stopped; volume {kit.project.volume} kept")
-    return g.EXIT_OK
+    if not kit.runner.dry_run:
+        success(f"{kit.project.service} stopped; volume {kit.project.volume} kept")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -19,26 +19,32 @@ from __future__ import annotations
 
 import sys
 
-import _dbguard as g
+from dbguard.backups import FORMAT_EXT
+from dbguard.cli import entrypoint, parser
+from dbguard.dumps import dump_command, take_dump
+from dbguard.errors import EXIT_OK
+from dbguard.kit import open_kit
+from dbguard.messages import info
+from dbguard.service import require_running
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--format", choices=("custom", "plain"),
                     help="custom (pg_dump -Fc) or plain SQL; default DBGUARD_DUMP_FORMAT")
     args = ap.parse_args(argv)
-    kit = g.open_kit(args)
+    kit = open_kit(args)
     fmt = args.format or kit.settings.dump_format
-    g.require_running(kit)
-    if kit.run.dry_run:
-        kit.run.show(g.dump_command(kit, fmt, kit.settings.db_name), "would run:")
-        g.info(f"dry run: would write {kit.settings.backup_dir}/{kit.settings.db_name}_"
-               f"<time>.{g.FORMAT_EXT[fmt]}")
-        return g.EXIT_OK
-    path = g.take_dump(kit, fmt)
+    require_running(kit)
+    if kit.runner.dry_run:
+        kit.runner.show(dump_command(kit, fmt, kit.settings.db_name), "would run:")
+        info(f"dry run: would write {kit.settings.backup_dir}/{kit.settings.db_name}_"
+               f"<time>.{FORMAT_EXT[fmt]}")
+        return EXIT_OK
+    path = take_dump(kit, fmt)
     print(path)
-    return g.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

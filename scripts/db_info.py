@@ -26,20 +26,29 @@ from __future__ import annotations
 import json
 import sys
 
-import _dbguard as g
+from dbguard.backups import backup_summary, render_backup_summary
+from dbguard.cli import entrypoint, parser
+from dbguard.diagnosis import backup_problems, diagnose
+from dbguard.errors import EXIT_FAILED, EXIT_OK
+from dbguard.kit import Kit, open_kit
+from dbguard.messages import human_size, plural
+from dbguard.names import directory_project_names
+from dbguard.postgres import database_summary
+from dbguard.volumes import Volume, effective_pgdata, volume_table
 
 
-def collect(kit: g.Kit) -> dict:
+def collect(kit: Kit) -> tuple[dict, list[Volume]]:
+    """The facts db-info shows (the JSON document) and the volumes they were read from."""
     s, p = kit.settings, kit.project
     volumes = kit.scan()
-    problems, notes = g.diagnose(p, kit.image, volumes)
-    backups = g.backup_summary(s)
-    problems += g.backup_problems(s, backups, next(v for v in volumes if v.active))
+    problems, notes = diagnose(p, kit.image, volumes)
+    backups = backup_summary(s)
+    problems += backup_problems(s, backups, next(v for v in volumes if v.active))
     container = kit.service_container()
-    database = g.database_summary(s) if container and container.state == "running" else {
+    database = database_summary(s) if container and container.state == "running" else {
         "reachable": False, "error": "the service is not running"}
-    names = g.directory_project_names(p.directory.name)
-    return {
+    names = directory_project_names(p.directory.name)
+    facts = {
         "compose": {"command": kit.compose.command, "version": kit.compose.version,
                     "flavor": kit.compose.flavor,
                     "files": [str(f) for f in s.compose_files]},
@@ -47,7 +56,7 @@ def collect(kit: g.Kit) -> dict:
                     "directory": str(p.directory), "names_from_directory": names},
         "service": {"name": p.service, "image": p.image, "image_present": kit.image.present,
                     "image_pg_major": kit.image.pg_major, "data_mount": p.mount_target,
-                    "pgdata": g.effective_pgdata(p, kit.image)},
+                    "pgdata": effective_pgdata(p, kit.image)},
         "volume_key": p.volume_key,
         "active_volume": p.volume,
         "volumes": [v.to_json() for v in volumes],
@@ -60,11 +69,11 @@ def collect(kit: g.Kit) -> dict:
         "backups": backups,
         "problems": [pr.to_json() for pr in problems],
         "notes": notes,
-        "_volumes": volumes,
     }
+    return facts, volumes
 
 
-def render(facts: dict) -> str:
+def render(facts: dict, volumes: list[Volume]) -> str:
     p, svc = facts["project"], facts["service"]
     c, db = facts["connection"], facts["database"]
     source = {"environment": "COMPOSE_PROJECT_NAME in the environment (locked)",
@@ -83,7 +92,7 @@ def render(facts: dict) -> str:
            f"Active Volume:   {facts['active_volume']} (key {facts['volume_key']}, mounted at "
            f"{svc['data_mount']})",
            "", f"=== All {facts['volume_key']} Volumes ===",
-           *g.volume_table(facts["_volumes"]),
+           *volume_table(volumes),
            "", "=== Database Connection Details ===",
            f"DB Host:         {c['host']}", f"DB Port:         {c['port']}",
            f"DB Name:         {c['name']}", f"DB User:         {c['user']}",
@@ -94,15 +103,15 @@ def render(facts: dict) -> str:
                f"  {cont['name']}   {cont['status']}   {cont['ports'] or '-'}")
     out += ["", "=== Database Contents ==="]
     if db["reachable"]:
-        dbs = ", ".join(f"{d['name']} ({g.human_size(d['size_bytes'])})" for d in db["databases"])
+        dbs = ", ".join(f"{d['name']} ({human_size(d['size_bytes'])})" for d in db["databases"])
         out += [f"  Server:     PostgreSQL {db['server_version']}",
                 f"  Databases:  {dbs}",
-                f"  {c['name']}: {g.plural(db['tables'], 'table')}, about "
-                f"{g.plural(db['rows_estimate'], 'row')}, "
-                f"{g.human_size(db['size_bytes'])}"]
+                f"  {c['name']}: {plural(db['tables'], 'table')}, about "
+                f"{plural(db['rows_estimate'], 'row')}, "
+                f"{human_size(db['size_bytes'])}"]
     else:
         out.append(f"  not reachable at {c['host']}:{c['port']}: {db['error']}")
-    out += ["", "=== Backups ===", *g.render_backup_summary(facts["backups"])]
+    out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]
     out += ["", "=== Verdict ==="]
     if not facts["problems"]:
         out.append("OK: the active volume is the only one with this project's data, and the "
@@ -114,18 +123,15 @@ def render(facts: dict) -> str:
     return "\n".join(out)
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__, dry_run=False)
+    ap = parser(__doc__, dry_run=False)
     ap.add_argument("--json", action="store_true", help="print the facts as JSON on stdout")
     ap.add_argument("--check", action="store_true", help="exit 1 when a problem is found")
     args = ap.parse_args(argv)
-    facts = collect(g.open_kit(args))
-    if args.json:
-        print(json.dumps({k: v for k, v in facts.items() if not k.startswith("_")}, indent=2))
-    else:
-        print(render(facts))
-    return g.EXIT_FAILED if args.check and facts["problems"] else g.EXIT_OK
+    facts, volumes = collect(open_kit(args))
+    print(json.dumps(facts, indent=2) if args.json else render(facts, volumes))
+    return EXIT_FAILED if args.check and facts["problems"] else EXIT_OK
 
 
 if __name__ == "__main__":

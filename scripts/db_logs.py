@@ -11,21 +11,23 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.errors import EXIT_OK
+from dbguard.kit import open_kit
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    args = g.parser(__doc__, dry_run=False).parse_args(argv)
-    kit = g.open_kit(args)
-    argv_ = kit.compose.args("logs", "--follow", "--tail", "100", kit.project.service)
+    args = parser(__doc__, dry_run=False).parse_args(argv)
+    kit = open_kit(args)
+    command = kit.compose.args("logs", "--follow", "--tail", "100", kit.project.service)
     if args.verbose:
-        kit.run.show(argv_)
-    proc = subprocess.Popen(argv_, cwd=kit.settings.root)
+        kit.runner.show(command)
+    proc = subprocess.Popen(command, cwd=kit.settings.root)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        return g.EXIT_OK
+        return EXIT_OK
     finally:
         if proc.poll() is None:  # Ctrl-C outside a terminal reaches only us: end the follower
             proc.terminate()

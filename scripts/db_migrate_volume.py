@@ -28,36 +28,43 @@ from __future__ import annotations
 
 import sys
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.destructive.replace_volume import copy_into_volume, ensure_volume, put_snapshot_back
+from dbguard.docker import Container
+from dbguard.errors import EXIT_OK, Failure, Refusal, UsageError
+from dbguard.files import read_checksum, sha256_file
+from dbguard.kit import Kit, kit_lock, open_kit
+from dbguard.messages import (confirm, detail, headline, human_size, info, plural, success,
+                              warning)
+from dbguard.postgres import database_summary
+from dbguard.service import (RUNNING_STATES, remove_leftover_helpers, start_service,
+                             stop_containers)
+from dbguard.snapshots import list_snapshots, snapshot_volume
+from dbguard.volumes import Volume, pgdata_in_volume
 
 
-def pick_source(kit: g.Kit, volumes: list[g.Volume], wanted: str | None) -> g.Volume:
+def pick_source(kit: Kit, volumes: list[Volume], wanted: str | None) -> Volume:
     target = next(v for v in volumes if v.active)
     if wanted:
         found = next((v for v in volumes if v.name == wanted), None)
         if found is None:
-            found = g.Volume(wanted)
-            exists = kit.run(["docker", "volume", "inspect", wanted], check=False)
-            if exists.returncode != 0:
-                raise g.UsageError(f"there is no volume named {wanted!r}",
-                                   "`make db-info` lists the candidates; pass one with FROM=")
-            g.inspect_contents(kit.run, kit.image, [found])
-            found.used_by = [c for c in g.list_containers(kit.run) if wanted in c.volumes]
+            raise UsageError(f"there is no volume named {wanted!r}",
+                             "`make db-info` lists the candidates; pass one with FROM=")
         return found
     holders = [v for v in volumes if not v.active and v.has_cluster]
     if len(holders) == 1:
         return holders[0]
     if not holders:
-        raise g.Refusal(f"no other volume of {kit.project.volume_key!r} holds a PostgreSQL "
-                        "cluster, so there is nothing to copy into " + target.name,
-                        "Name the source with FROM=<volume> if it is named otherwise; nothing "
-                        "was changed")
-    raise g.Refusal(f"{len(holders)} volumes hold a cluster: "
-                    + ", ".join(f"{v.name} ({v.describe()})" for v in holders),
-                    "Name the one to copy with FROM=<volume>; nothing was changed")
+        raise Refusal(f"no other volume of {kit.project.volume_key!r} holds a PostgreSQL "
+                      "cluster, so there is nothing to copy into " + target.name,
+                      "Name the source with FROM=<volume> if it is named otherwise; nothing "
+                      "was changed")
+    raise Refusal(f"{len(holders)} volumes hold a cluster: "
+                  + ", ".join(f"{v.name} ({v.describe()})" for v in holders),
+                  "Name the one to copy with FROM=<volume>; nothing was changed")
 
 
-def preflight(kit: g.Kit, source: g.Volume, target: g.Volume, force: bool) -> list[str]:
+def preflight(kit: Kit, source: Volume, target: Volume, force: bool) -> list[str]:
     """Every reason to refuse, collected at once."""
     reasons = []
     if source.name == target.name:
@@ -73,109 +80,107 @@ def preflight(kit: g.Kit, source: g.Volume, target: g.Volume, force: bool) -> li
             f"{kit.image.pg_major}; copying files cannot change that (the server would refuse "
             f"them). Dump it with a {source.pg_major} image (DB_IMAGE), then make db-restore "
             f"on {kit.image.pg_major}, or use pg_upgrade")
-    if g.pgdata_in_volume(kit.project, kit.image) is None:
+    if pgdata_in_volume(kit.project, kit.image) is None:
         reasons.append("the image keeps its data outside the volume (see `make db-info`)")
     if not force:
-        foreign = {c.name for v in (source, target) for c in v.used_by
-                   if c.project != kit.project.name and c.state in g.RUNNING_STATES
-                   and not c.helper}
+        foreign = {c.name for v in (source, target) for c in v.users
+                   if c.project != kit.project.name and c.state in RUNNING_STATES}
         if foreign:
             reasons.append(f"{', '.join(sorted(foreign))} (not of project {kit.project.name}) "
                            "is running on one of the volumes; --force (FORCE=1) stops it too")
     return reasons
 
 
-def show_plan(kit: g.Kit, source: g.Volume, target: g.Volume, snapshot: bool,
-              stops: list[g.Container]) -> None:
-    g.headline("Plan")
-    g.detail(f"source:   {source.name} ({source.describe()}), read-only, never changed")
+def show_plan(kit: Kit, source: Volume, target: Volume, snapshot: bool,
+              stops: list[Container]) -> None:
+    headline("Plan")
+    detail(f"source:   {source.name} ({source.describe()}), read-only, never changed")
     if not target.exists:
-        g.detail(f"target:   {target.name}: does not exist yet; created with the Compose labels "
+        detail(f"target:   {target.name}: does not exist yet; created with the Compose labels "
                  f"of project {kit.project.name}")
     else:
         state = "an unfinished copy" if target.incomplete else target.describe()
-        g.detail(f"target:   {target.name} ({state}): its contents will be REPLACED")
+        detail(f"target:   {target.name} ({state}): its contents will be REPLACED")
     if snapshot:
-        g.detail(f"snapshot: of {target.name}, under "
+        detail(f"snapshot: of {target.name}, under "
                  f"{kit.settings.backup_dir / 'volumes'}/ (before anything is replaced)")
     elif target.exists and target.incomplete:
-        g.detail("snapshot: none (the target holds only an unfinished copy)")
+        detail("snapshot: none (the target holds only an unfinished copy)")
     if stops:
-        g.detail("stops:    " + ", ".join(f"{c.name} ({c.state})" for c in stops))
+        detail("stops:    " + ", ".join(f"{c.name} ({c.state})" for c in stops))
     leftovers = {c.name for v in (source, target) for c in v.used_by if c.helper}
     if leftovers:
-        g.detail("removes:  " + ", ".join(sorted(leftovers))
+        detail("removes:  " + ", ".join(sorted(leftovers))
                  + " (dbguard helpers left by an interrupted run)")
-    g.detail(f"then:     copy, compare file by file (md5), start {kit.project.service!r}, "
+    detail(f"then:     copy, compare file by file (md5), start {kit.project.service!r}, "
              "report")
 
 
-def undo(kit: g.Kit, target: g.Volume, assume_yes: bool, force: bool, dry_run: bool) -> int:
-    snapshots = g.list_snapshots(kit.settings, target.name)
+def undo(kit: Kit, target: Volume, assume_yes: bool, force: bool, dry_run: bool) -> int:
+    snapshots = list_snapshots(kit.settings, target.name)
     if not snapshots:
-        raise g.Refusal(f"there is no snapshot of {target.name} in "
+        raise Refusal(f"there is no snapshot of {target.name} in "
                         f"{kit.settings.backup_dir / 'volumes'}",
                         "Nothing to undo; nothing was changed")
     snapshot = snapshots[0]
-    expected = g.read_checksum(snapshot)
-    if not expected or g.sha256_file(snapshot) != expected:
-        raise g.Refusal(f"{snapshot.name} does not match its checksum",
+    expected = read_checksum(snapshot)
+    if not expected or sha256_file(snapshot) != expected:
+        raise Refusal(f"{snapshot.name} does not match its checksum",
                         "Put back an older one by hand, or keep the volume as it is; nothing "
                         "was changed")
-    foreign = sorted({c.name for c in target.used_by
-                      if c.project != kit.project.name and c.state in g.RUNNING_STATES
-                      and not c.helper})
+    foreign = sorted({c.name for c in target.users
+                      if c.project != kit.project.name and c.state in RUNNING_STATES})
     if foreign and not force:
-        raise g.Refusal(f"{', '.join(foreign)} (not of project {kit.project.name}) uses "
+        raise Refusal(f"{', '.join(foreign)} (not of project {kit.project.name}) uses "
                         f"{target.name}", "Stop it, or pass --force (FORCE=1); nothing was "
                         "changed")
     keep_current = target.exists and not target.incomplete and bool(target.entries)
-    g.headline("Plan")
-    g.detail(f"put back:  {snapshot} ({g.human_size(snapshot.stat().st_size)})")
-    g.detail(f"into:      {target.name} ({target.describe()}): its contents will be REPLACED")
+    headline("Plan")
+    detail(f"put back:  {snapshot} ({human_size(snapshot.stat().st_size)})")
+    detail(f"into:      {target.name} ({target.describe()}): its contents will be REPLACED")
     if keep_current:
-        g.detail("snapshot:  of the current contents first")
+        detail("snapshot:  of the current contents first")
     if dry_run:
-        g.info("dry run: nothing was changed")
-        return g.EXIT_OK
-    g.confirm(f"Replace the contents of {target.name} with {snapshot.name}?",
+        info("dry run: nothing was changed")
+        return EXIT_OK
+    confirm(f"Replace the contents of {target.name} with {snapshot.name}?",
               assume_yes=assume_yes)
-    g.remove_leftover_helpers(kit, [target])
-    g.stop_containers(kit, target.used_by)
+    remove_leftover_helpers(kit, [target])
+    stop_containers(kit, target.users)
     if keep_current:
-        current = g.snapshot_volume(kit, target)
-        g.info(f"snapshot of the current contents: {current}")
+        current = snapshot_volume(kit, target)
+        info(f"snapshot of the current contents: {current}")
     if not target.exists:
-        g.ensure_volume(kit, target)
-    g.put_snapshot_back(kit, target, snapshot)
-    g.success(f"{target.name} holds {snapshot.name} again")
-    g.start_service(kit)
-    return g.EXIT_OK
+        ensure_volume(kit, target)
+    put_snapshot_back(kit, target, snapshot)
+    success(f"{target.name} holds {snapshot.name} again")
+    start_service(kit)
+    return EXIT_OK
 
 
-def report(kit: g.Kit, source_name: str) -> None:
-    volumes = kit.scan()
+def report(kit: Kit, source_name: str) -> None:
+    volumes = kit.scan(also=[source_name])
     after = next(v for v in volumes if v.active)
-    source = next((v for v in volumes if v.name == source_name), g.Volume(source_name))
+    source = next((v for v in volumes if v.name == source_name), Volume(source_name))
     same = after.system_id == source.system_id
-    g.info(f"files: {after.name} {g.human_size(after.size)} vs {source.name} "
-           f"{g.human_size(source.size)}; cluster {'identical to' if same else 'DIFFERS from'} "
+    info(f"files: {after.name} {human_size(after.size)} vs {source.name} "
+           f"{human_size(source.size)}; cluster {'identical to' if same else 'DIFFERS from'} "
            f"the source (system identifier {after.system_id})")
-    db = g.database_summary(kit.settings)
+    db = database_summary(kit.settings)
     if db["reachable"]:
-        g.info(f"databases: {', '.join(d['name'] for d in db['databases'])}; "
-               f"{kit.settings.db_name}: {g.plural(db['tables'], 'table')}, about "
-               f"{g.plural(db['rows_estimate'], 'row')}")
+        info(f"databases: {', '.join(d['name'] for d in db['databases'])}; "
+               f"{kit.settings.db_name}: {plural(db['tables'], 'table')}, about "
+               f"{plural(db['rows_estimate'], 'row')}")
     else:
-        g.warning(f"the server does not answer at {kit.settings.db_host}:"
+        warning(f"the server does not answer at {kit.settings.db_host}:"
                   f"{kit.settings.db_port}: {db['error']}")
-    g.info(f"{source.name} was left as it was; once you are sure, remove it with: "
+    info(f"{source.name} was left as it was; once you are sure, remove it with: "
            f"docker volume rm {source.name}")
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__, yes=True)
+    ap = parser(__doc__, yes=True)
     ap.add_argument("--from", dest="source", metavar="VOLUME",
                     help="the volume to copy from (needed when several hold a cluster)")
     ap.add_argument("--force", action="store_true",
@@ -184,42 +189,42 @@ def main(argv: list[str] | None = None) -> int:
                     help="put the newest snapshot of the active volume back instead")
     args = ap.parse_args(argv)
     if args.undo and args.source:
-        raise g.UsageError("--undo and --from do not go together",
+        raise UsageError("--undo and --from do not go together",
                            "Use one of them (UNDO=1 or FROM=<volume>)")
-    kit = g.open_kit(args)
+    kit = open_kit(args)
     if not kit.image.present:
-        raise g.Failure(f"the image {kit.image.ref} is not present locally, and the copy runs "
+        raise Failure(f"the image {kit.image.ref} is not present locally, and the copy runs "
                         "in a container of it", "Pull it (`docker pull`) and run again")
-    with g.kit_lock(kit, "db-migrate-volume"):
-        return run(kit, args)
+    with kit_lock(kit, "db-migrate-volume"):
+        return migrate(kit, args)
 
 
-def run(kit: g.Kit, args) -> int:
-    volumes = kit.scan()
+def migrate(kit: Kit, args) -> int:
+    volumes = kit.scan(also=[args.source] if args.source else [])
     target = next(v for v in volumes if v.active)
     if args.undo:
-        return undo(kit, target, args.yes, args.force, kit.run.dry_run)
+        return undo(kit, target, args.yes, args.force, kit.runner.dry_run)
     source = pick_source(kit, volumes, args.source)
     reasons = preflight(kit, source, target, args.force)
     if reasons:
         details = [f"  - {r}" for r in reasons]
-        raise g.Refusal(f"refusing to copy {source.name} into {target.name}: {reasons[0]}",
+        raise Refusal(f"refusing to copy {source.name} into {target.name}: {reasons[0]}",
                         "Nothing was changed", details if len(reasons) > 1 else [])
-    stops = list({c.id: c for v in (source, target) for c in v.used_by
-                  if c.state in g.RUNNING_STATES and not c.helper}.values())
+    stops = list({c.id: c for v in (source, target) for c in v.users
+                  if c.state in RUNNING_STATES}.values())
     snapshot_needed = target.exists and bool(target.entries) and not target.incomplete
     show_plan(kit, source, target, snapshot_needed, stops)
-    if kit.run.dry_run:
-        g.info("dry run: nothing was changed")
-        return g.EXIT_OK
-    g.warning(f"this will OVERWRITE the contents of {target.name}")
-    g.confirm(f"Copy {source.name} into {target.name}?", assume_yes=args.yes)
-    g.remove_leftover_helpers(kit, [source, target])
-    g.stop_containers(kit, stops)
-    g.copy_into_volume(kit, source, target, snapshot_needed)
-    g.start_service(kit)
+    if kit.runner.dry_run:
+        info("dry run: nothing was changed")
+        return EXIT_OK
+    warning(f"this will OVERWRITE the contents of {target.name}")
+    confirm(f"Copy {source.name} into {target.name}?", assume_yes=args.yes)
+    remove_leftover_helpers(kit, [source, target])
+    stop_containers(kit, stops)
+    copy_into_volume(kit, source, target, snapshot_needed)
+    start_service(kit)
     report(kit, source.name)
-    return g.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

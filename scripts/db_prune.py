@@ -13,45 +13,37 @@ examples:
 from __future__ import annotations
 
 import sys
-import time
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.destructive.delete_backups import delete, plan_prune
+from dbguard.errors import EXIT_OK
+from dbguard.messages import confirm, detail, headline, info, success
+from dbguard.settings import load_settings
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__, yes=True)
+    ap = parser(__doc__, yes=True)
     ap.add_argument("--keep", type=int, metavar="N", help="how many of the newest to keep")
     args = ap.parse_args(argv)
-    settings = g.load_settings()
-    keep = settings.backup_keep if args.keep is None else args.keep
-    if keep < 1:
-        raise g.UsageError(f"--keep {keep} would remove every backup",
-                           "Keep at least one (KEEP=1); nothing was removed")
-    backups = g.list_backups(settings)
-    doomed = [b.path for b in backups[keep:]]
-    folder = settings.backup_dir
-    hour_ago = time.time() - 3600
-    stale = [p for p in folder.glob(".*.partial") if p.stat().st_mtime < hour_ago] \
-        if folder.is_dir() else []
-    files = [f for p in doomed for f in (p, p.with_name(p.name + ".sha256")) if f.exists()]
-    files += stale
-    if not files:
-        g.info(f"nothing to remove: {len(backups)} backup(s), keeping {keep}")
-        return g.EXIT_OK
-    g.headline(f"Remove {len(doomed)} of {len(backups)} backups (keeping the newest {keep})")
-    for p in doomed:
-        g.detail(p.name)
-    for p in stale:
-        g.detail(f"{p.name} (unfinished dump)")
+    settings = load_settings()
+    plan = plan_prune(settings, settings.backup_keep if args.keep is None else args.keep)
+    total = len(plan.backups)
+    if not plan.files:
+        info(f"nothing to remove: {total} backup(s), keeping {plan.keep}")
+        return EXIT_OK
+    headline(f"Remove {len(plan.doomed)} of {total} backups (keeping the newest {plan.keep})")
+    for p in plan.doomed:
+        detail(p.name)
+    for p in plan.stale:
+        detail(f"{p.name} (unfinished dump)")
     if args.dry_run:
-        g.info("dry run: nothing was removed")
-        return g.EXIT_OK
-    g.confirm(f"Delete these {len(doomed) + len(stale)} file(s)?", assume_yes=args.yes)
-    for f in files:
-        f.unlink()
-    g.success(f"removed {len(files)} file(s); {min(keep, len(backups))} backup(s) kept")
-    return g.EXIT_OK
+        info("dry run: nothing was removed")
+        return EXIT_OK
+    confirm(f"Delete these {len(plan.doomed) + len(plan.stale)} file(s)?", assume_yes=args.yes)
+    removed = delete(plan)
+    success(f"removed {removed} file(s); {min(plan.keep, total)} backup(s) kept")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -21,52 +21,59 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import _dbguard as g
+from dbguard.backup_check import check_backup, newest_good_backup
+from dbguard.cli import entrypoint, parser
+from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
+from dbguard.errors import EXIT_OK
+from dbguard.kit import kit_lock, open_kit
+from dbguard.messages import confirm, detail, headline, human_size, info, success
+from dbguard.service import require_running
+from dbguard.settings import KIT_ROOT
 
 
 def resolve(name: str) -> Path:
     path = Path(name)
-    if not path.exists() and not path.is_absolute() and (g.KIT_ROOT / path).exists():
-        return g.KIT_ROOT / path
+    if not path.exists() and not path.is_absolute() and (KIT_ROOT / path).exists():
+        return KIT_ROOT / path
     return path
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__, yes=True)
+    ap = parser(__doc__, yes=True)
     ap.add_argument("--file", help="the backup to restore (default: the newest good one)")
     args = ap.parse_args(argv)
-    kit = g.open_kit(args)
-    container = g.require_running(kit)
-    with g.kit_lock(kit, "db-restore"):
+    kit = open_kit(args)
+    container = require_running(kit)
+    with kit_lock(kit, "db-restore"):
         major = kit.image.pg_major
-        backup = g.check_backup(kit, resolve(args.file), major) if args.file \
-            else g.newest_good_backup(kit, major)
-        before = g.preflight_replace(kit)
+        backup = check_backup(kit, resolve(args.file), major) if args.file \
+            else newest_good_backup(kit, major)
+        before = preflight_replace(kit)
         s = kit.settings
-        g.headline("Plan")
+        headline("Plan")
         made = f", made by pg_dump {backup.facts.pg_dump_version}" \
             if backup.facts.pg_dump_version else ""
         check = "checksum verified" if backup.checksum else "no checksum file: read whole"
-        g.detail(f"restore:  {backup.path} ({backup.facts.format}, "
-                 f"{g.human_size(backup.path.stat().st_size)}{made}; {check})")
+        detail(f"restore:  {backup.path} ({backup.facts.format}, "
+                 f"{human_size(backup.path.stat().st_size)}{made}; {check})")
         now = "does not exist" if before is None else \
             f"{len(before)} tables, about {sum(before.values()):,} rows"
-        g.detail(f"replace:  database {s.db_name!r} ({now})")
+        detail(f"replace:  database {s.db_name!r} ({now})")
         safety = s.safety_dump and before is not None
         if safety:
-            g.detail(f"first:    a safety dump of it to {s.backup_dir}")
+            detail(f"first:    a safety dump of it to {s.backup_dir}")
         elif before is not None:
-            g.detail("first:    no safety dump (DBGUARD_SAFETY_DUMP=0)")
-        if kit.run.dry_run:
-            g.info("dry run: nothing was changed")
-            return g.EXIT_OK
-        g.confirm(f"Replace database {s.db_name!r} with {backup.path.name}?",
+            detail("first:    no safety dump (DBGUARD_SAFETY_DUMP=0)")
+        if kit.runner.dry_run:
+            info("dry run: nothing was changed")
+            return EXIT_OK
+        confirm(f"Replace database {s.db_name!r} with {backup.path.name}?",
                   assume_yes=args.yes)
-        g.replace_with_backup(kit, backup, container, before,
+        replace_with_backup(kit, backup, container, before,
                               "pre-restore" if safety else None)
-        g.success(f"{s.db_name!r} now holds {backup.path.name}")
-    return g.EXIT_OK
+        success(f"{s.db_name!r} now holds {backup.path.name}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -15,40 +15,46 @@ from __future__ import annotations
 
 import sys
 
-import _dbguard as g
+from dbguard.backup_check import check_backup
+from dbguard.cli import entrypoint, parser
+from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
+from dbguard.errors import EXIT_OK, Failure, Refusal
+from dbguard.kit import kit_lock, open_kit
+from dbguard.messages import confirm, info, success
+from dbguard.service import require_running
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__, yes=True)
+    ap = parser(__doc__, yes=True)
     ap.add_argument("--force", action="store_true",
                     help="replace a database that already has tables (after a safety dump)")
     args = ap.parse_args(argv)
-    kit = g.open_kit(args)
-    container = g.require_running(kit)
+    kit = open_kit(args)
+    container = require_running(kit)
     s = kit.settings
     if not s.fixture.is_file():
-        raise g.Failure(f"no fixture at {s.fixture}",
+        raise Failure(f"no fixture at {s.fixture}",
                         "Export one from a database with content: make db-fixture")
-    with g.kit_lock(kit, "db-seed"):
-        fixture = g.check_backup(kit, s.fixture, kit.image.pg_major)
-        before = g.preflight_replace(kit)
+    with kit_lock(kit, "db-seed"):
+        fixture = check_backup(kit, s.fixture, kit.image.pg_major)
+        before = preflight_replace(kit)
         if before and not args.force:
-            raise g.Refusal(f"database {s.db_name!r} already has {len(before)} tables; seeding "
+            raise Refusal(f"database {s.db_name!r} already has {len(before)} tables; seeding "
                             "would replace them",
                             "FORCE=1 replaces the database with the fixture (after a safety "
                             "dump); nothing was changed")
-        g.info(f"loading {s.fixture} into {s.db_name!r}")
-        if kit.run.dry_run:
-            g.info("dry run: nothing was changed")
-            return g.EXIT_OK
+        info(f"loading {s.fixture} into {s.db_name!r}")
+        if kit.runner.dry_run:
+            info("dry run: nothing was changed")
+            return EXIT_OK
         if before:
-            g.confirm(f"Replace database {s.db_name!r} ({len(before)} tables) with the "
+            confirm(f"Replace database {s.db_name!r} ({len(before)} tables) with the "
                       "fixture?", assume_yes=args.yes)
-        g.replace_with_backup(kit, fixture, container, before,
+        replace_with_backup(kit, fixture, container, before,
                               "pre-seed" if before and s.safety_dump else None)
-        g.success(f"{s.db_name!r} seeded from {s.fixture.name}")
-    return g.EXIT_OK
+        success(f"{s.db_name!r} seeded from {s.fixture.name}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,21 +13,23 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.kit import open_kit
+from dbguard.service import require_running
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    args = g.parser(__doc__, dry_run=False).parse_args(argv)
-    kit = g.open_kit(args)
-    g.require_running(kit)
+    args = parser(__doc__, dry_run=False).parse_args(argv)
+    kit = open_kit(args)
+    require_running(kit)
     s = kit.settings
     tty = [] if sys.stdin.isatty() else ["-T"]
-    argv_ = kit.compose.args("exec", *tty, kit.project.service, "psql", "-U", s.db_user,
+    command = kit.compose.args("exec", *tty, kit.project.service, "psql", "-U", s.db_user,
                              "-d", s.db_name)
     if args.verbose:
-        kit.run.show(argv_)
-    return subprocess.call(argv_, cwd=s.root)
+        kit.runner.show(command)
+    return subprocess.call(command, cwd=s.root)
 
 
 if __name__ == "__main__":

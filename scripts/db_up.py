@@ -21,53 +21,61 @@ from __future__ import annotations
 
 import sys
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.diagnosis import diagnose
+from dbguard.docker import inspect_image
+from dbguard.errors import EXIT_OK, Refusal
+from dbguard.kit import open_kit
+from dbguard.messages import info, success, warning
+from dbguard.service import start_service
+from dbguard.settings import KIT_ROOT, init_env_file
+from dbguard.volumes import volume_table
 
 
-@g.entrypoint
+@entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = g.parser(__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--allow-new-volume", action="store_true",
                     help="start on a new, empty volume even though another volume holds data")
     args = ap.parse_args(argv)
-    if args.dry_run and not (g.KIT_ROOT / ".env").exists():
-        g.info("dry run: would create .env from .env.example, then check and start; nothing "
+    if args.dry_run and not (KIT_ROOT / ".env").exists():
+        info("dry run: would create .env from .env.example, then check and start; nothing "
                "was changed")
-        return g.EXIT_OK
-    if g.init_env_file():
-        g.info("created .env from .env.example (review it: it locks COMPOSE_PROJECT_NAME and "
+        return EXIT_OK
+    if init_env_file():
+        info("created .env from .env.example (review it: it locks COMPOSE_PROJECT_NAME and "
                "holds the database password)")
-    kit = g.open_kit(args)
+    kit = open_kit(args)
     p = kit.project
     if not kit.image.present:
-        g.info(f"pulling {p.image} (not present locally)")
+        info(f"pulling {p.image} (not present locally)")
         kit.compose("pull", p.service, mutates=True, stdout=None, stderr=None)
-        kit.image = g.inspect_image(kit.run, p.image)
+        kit = kit.with_image(inspect_image(kit.runner, p.image))
     volumes = kit.scan()
-    problems, _ = g.diagnose(p, kit.image, volumes)
+    problems, _ = diagnose(p, kit.image, volumes)
     active = next(v for v in volumes if v.active)
     blocking = [pr for pr in problems if pr.blocking and not (
         args.allow_new_volume and pr.code == "PARALLEL_UNIVERSE")]
     if blocking:
-        details = [f"Volumes of {p.volume_key!r}:", *g.volume_table(volumes), ""]
+        details = [f"Volumes of {p.volume_key!r}:", *volume_table(volumes), ""]
         for pr in blocking:
             details += [f"{pr.code}: {pr.message}.", "Ways forward:",
                         *[f"  {f}" for f in pr.fix], ""]
         codes = ", ".join(pr.code for pr in blocking)
-        raise g.Refusal(f"refusing to start {p.service!r} ({codes})",
+        raise Refusal(f"refusing to start {p.service!r} ({codes})",
                         "Take one of the ways forward above; nothing was started or created",
                         details)
     for pr in problems:
         if not pr.blocking:
-            g.warning(f"{pr.code}: {pr.message}; fix: {pr.fix[0]}")
+            warning(f"{pr.code}: {pr.message}; fix: {pr.fix[0]}")
     if not active.exists:
         others = "" if len(volumes) == 1 else " (ALLOW_NEW_VOLUME=1)"
-        g.info(f"creating the new volume {active.name}{others}")
-    g.start_service(kit)
-    if not kit.run.dry_run:
-        g.success(f"{p.service} is up on {kit.settings.db_host}:{kit.settings.db_port}, volume "
+        info(f"creating the new volume {active.name}{others}")
+    start_service(kit)
+    if not kit.runner.dry_run:
+        success(f"{p.service} is up on {kit.settings.db_host}:{kit.settings.db_port}, volume "
                   f"{active.name}")
-    return g.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

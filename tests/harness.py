@@ -121,9 +121,11 @@ class Kit:
         return r
 
     def script(self, name: str, *args: str, env: dict | None = None, cwd: Path | None = None,
-               timeout: float = 600) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, str(self.root / "scripts" / f"{name}.py"), *args],
-                           cwd=cwd or self.root, env=self.process_env(env), text=True,
+               timeout: float = 600, fault: str | None = None) -> subprocess.CompletedProcess:
+        """Runs one of the kit's scripts; `fault` plants a fault first (tests/faults.py)."""
+        planted = [str(ROOT / "tests" / "faults.py"), fault] if fault else []
+        r = subprocess.run([sys.executable, *planted, str(self.root / "scripts" / f"{name}.py"),
+                            *args], cwd=cwd or self.root, env=self.process_env(env), text=True,
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         return self._check(r)
 

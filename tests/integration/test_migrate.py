@@ -180,7 +180,7 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     expected = error.format(source=source, target=kit.volume)
 
     # Into a volume that did not exist: afterwards it does not exist either.
-    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": fault})
+    r = kit.script("db_migrate_volume", "--yes", fault=fault)
     assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
     assert kit.volume not in volume_names()
 
@@ -188,7 +188,7 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     mine = own_data(kit, 5)
     kit.script("db_down")
     before = manifest(kit, kit.volume)
-    r = kit.script("db_migrate_volume", "--yes", env={"DBGUARD_TEST_FAULT": fault})
+    r = kit.script("db_migrate_volume", "--yes", fault=fault)
     assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
     assert f"{kit.volume} was put back as it was" in last_error(r)
     assert manifest(kit, kit.volume) == before, "the snapshot was put back exactly"

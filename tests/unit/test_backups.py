@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import _dbguard as g
+from dbguard.backup_check import check_backup
+from dbguard.backups import BACKUP_RE, Backup, list_backups
+from dbguard.destructive.replace_database import scratch_names
+from dbguard.dump_header import read_dump_header
+from dbguard.errors import Refusal, UsageError
+from dbguard.files import StreamToFile, sha256_file, write_checksum
+from dbguard.loads import report_tables
+from dbguard.manifests import manifest_differences, parse_manifests, tar_manifest
+from dbguard.volumes import INCOMPLETE_MARKER
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,7 +29,7 @@ DATA = Path(__file__).parent / "data"
     ("notes.txt", False), ("sum_db_2025121_124427.dump", False),
 ])
 def test_which_names_are_kit_backups(name, ok):
-    assert bool(g.BACKUP_RE.match(name)) is ok
+    assert bool(BACKUP_RE.match(name)) is ok
 
 
 class S:
@@ -34,20 +42,20 @@ def test_list_backups_newest_first_and_nothing_else(tmp_path):
                  "sum_db_20251212_000000_pre-restore.dump", ".sum_db_20251216_000000.dump.partial",
                  "sum_db_20251217_000000.dump.sha256", "random.bin"):
         (tmp_path / name).write_bytes(b"x")
-    names = [b.path.name for b in g.list_backups(S(tmp_path))]
+    names = [b.path.name for b in list_backups(S(tmp_path))]
     assert names == ["sum_db_20251215_124427.sql", "sum_db_20251212_000000_pre-restore.dump",
                      "sum_db_20251210_090000.dump"]
 
 
 def test_stream_commit_is_owner_only_with_a_matching_checksum(tmp_path):
-    out = g.StreamToFile(tmp_path / "sum_db_20251215_124427.dump")
+    out = StreamToFile(tmp_path / "sum_db_20251215_124427.dump")
     out.pump(io.BytesIO(b"PGDMP" + b"x" * 3_000_000))
     assert out.partial.exists() and not out.final.exists()
-    assert not g.BACKUP_RE.match(out.partial.name), "a partial file is never a backup"
+    assert not BACKUP_RE.match(out.partial.name), "a partial file is never a backup"
     final = out.commit()
     assert not out.partial.exists()
     assert stat.S_IMODE(os.stat(final).st_mode) == 0o600
-    backup = g.Backup.from_path(final)
+    backup = Backup.from_path(final)
     assert backup.checksum_ok() is True
     with open(final, "ab") as handle:
         handle.write(b"tampered")
@@ -57,28 +65,28 @@ def test_stream_commit_is_owner_only_with_a_matching_checksum(tmp_path):
 
 
 def test_discarded_stream_leaves_nothing(tmp_path):
-    out = g.StreamToFile(tmp_path / "sum_db_20251215_124427.dump")
+    out = StreamToFile(tmp_path / "sum_db_20251215_124427.dump")
     out.write(b"half")
     out.discard()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_custom_archive_header_is_read_like_pg_restore():
-    facts = g.read_dump_header(DATA / "tiny.dump")
+    facts = read_dump_header(DATA / "tiny.dump")
     assert (facts.format, facts.dbname, facts.pg_dump_major) == ("custom", "d", 15)
     assert facts.server_version.startswith("15.18")
 
 
 def test_plain_dump_header():
-    facts = g.read_dump_header(DATA / "tiny.sql")
+    facts = read_dump_header(DATA / "tiny.sql")
     assert (facts.format, facts.pg_dump_major) == ("plain", 15)
 
 
 def test_a_random_file_is_refused(tmp_path):
     junk = tmp_path / "sum_db_20251215_124427.dump"
     junk.write_bytes(os.urandom(2048))
-    with pytest.raises(g.Refusal) as err:
-        g.read_dump_header(junk)
+    with pytest.raises(Refusal) as err:
+        read_dump_header(junk)
     assert err.value.line() == (
         f"ERROR: {junk} is not a PostgreSQL dump (neither pg_dump's custom format nor plain "
         "SQL). Pick a file made by `make db-dump` (`make db-backups` lists them); nothing was "
@@ -88,23 +96,23 @@ def test_a_random_file_is_refused(tmp_path):
 def test_a_cut_header_is_refused(tmp_path):
     cut = tmp_path / "cut.dump"
     cut.write_bytes((DATA / "tiny.dump").read_bytes()[:40])
-    with pytest.raises(g.Refusal) as err:
-        g.read_dump_header(cut)
+    with pytest.raises(Refusal) as err:
+        read_dump_header(cut)
     assert "has a damaged pg_dump header" in err.value.message
 
 
 def copy_with_checksum(tmp_path, source, name):
     path = tmp_path / name
     path.write_bytes(source.read_bytes())
-    g.write_checksum(path, g.sha256_file(path))
+    write_checksum(path, sha256_file(path))
     return path
 
 
 def test_checksum_mismatch_is_refused_before_anything(tmp_path):
     path = copy_with_checksum(tmp_path, DATA / "tiny.dump", "sum_db_20251215_124427.dump")
     path.write_bytes(path.read_bytes()[:-100])  # truncated after it was written
-    with pytest.raises(g.Refusal) as err:
-        g.check_backup(None, path, 15)
+    with pytest.raises(Refusal) as err:
+        check_backup(None, path, 15)
     assert err.value.message == ("sum_db_20251215_124427.dump does not match its checksum: it "
                                  "was truncated or changed after it was written")
 
@@ -112,8 +120,8 @@ def test_checksum_mismatch_is_refused_before_anything(tmp_path):
 def test_plain_dump_without_its_trailer_is_refused(tmp_path):
     path = tmp_path / "cut.sql"
     path.write_bytes((DATA / "tiny.sql").read_bytes()[:900])
-    with pytest.raises(g.Refusal) as err:
-        g.check_backup(None, path, 15)
+    with pytest.raises(Refusal) as err:
+        check_backup(None, path, 15)
     assert "ends before pg_dump's completion trailer" in err.value.message
 
 
@@ -122,20 +130,20 @@ def test_dump_from_a_newer_major_is_refused(tmp_path):
                                                    "Dumped by pg_dump version 17.2")
     path = tmp_path / "newer.sql"
     path.write_text(text)
-    with pytest.raises(g.Refusal) as err:
-        g.check_backup(None, path, 15)
+    with pytest.raises(Refusal) as err:
+        check_backup(None, path, 15)
     assert err.value.message.startswith("newer.sql was made by pg_dump 17.2")
 
 
 def test_good_plain_dump_with_checksum_passes(tmp_path):
     path = copy_with_checksum(tmp_path, DATA / "tiny.sql", "sum_db_20251215_124427.sql")
-    checked = g.check_backup(None, path, 15)
+    checked = check_backup(None, path, 15)
     assert (checked.facts.format, checked.checksum) == ("plain", True)
 
 
 def test_missing_file_is_a_usage_error(tmp_path):
-    with pytest.raises(g.UsageError) as err:
-        g.check_backup(None, tmp_path / "nope.dump", 15)
+    with pytest.raises(UsageError) as err:
+        check_backup(None, tmp_path / "nope.dump", 15)
     assert err.value.code == 2 and "no such backup file" in err.value.message
 
 
@@ -153,36 +161,36 @@ def make_tar(path: Path, files: dict) -> None:
 def test_manifests_from_a_container_listing_and_from_a_tar_agree(tmp_path):
     import hashlib
 
-    make_tar(tmp_path / "s.tar", {"PG_VERSION": b"15\n", g.INCOMPLETE_MARKER: b""})
+    make_tar(tmp_path / "s.tar", {"PG_VERSION": b"15\n", INCOMPLETE_MARKER: b""})
     digest = hashlib.md5(b"15\n").hexdigest()
     listing = ("== /m/0\ndirectory|700|0|0|4096|1|.\n"
                "regular file|600|999|999|3|5|./PG_VERSION\n"
                f"-- sums\n{digest}  ./PG_VERSION\n-- links\n")
-    from_volume = g.parse_manifests(listing)["/m/0"]
-    from_tar = g.tar_manifest(tmp_path / "s.tar")
+    from_volume = parse_manifests(listing)["/m/0"]
+    from_tar = tar_manifest(tmp_path / "s.tar")
     assert from_tar == from_volume, "the marker is left out, the rest matches field by field"
     changed = dict(from_volume, **{"./PG_VERSION": ("f", "600", "999", "999", 3, 5, "0" * 64)})
-    assert g.manifest_differences(from_volume, changed) == [
+    assert manifest_differences(from_volume, changed) == [
         f"differs ./PG_VERSION: {from_volume['./PG_VERSION'][:6]} vs "
         f"{changed['./PG_VERSION'][:6]}"]
-    assert g.manifest_differences(from_volume, {}) == ["missing .", "missing ./PG_VERSION"]
+    assert manifest_differences(from_volume, {}) == ["missing .", "missing ./PG_VERSION"]
 
 
 def test_a_short_tar_does_not_read_back(tmp_path):
     make_tar(tmp_path / "s.tar", {"big": b"x" * 100_000})
     (tmp_path / "s.tar").write_bytes((tmp_path / "s.tar").read_bytes()[:50_000])
     with pytest.raises(tarfile.TarError):
-        g.tar_manifest(tmp_path / "s.tar")
+        tar_manifest(tmp_path / "s.tar")
 
 
 def test_scratch_names_fit_postgres_identifiers():
-    new, old = g.scratch_names("x" * 63)
+    new, old = scratch_names("x" * 63)
     assert len(new.encode()) <= 63 and len(old.encode()) <= 63 and new != old
-    assert g.scratch_names("sum_db") == ("sum_db_dbguard_new", "sum_db_dbguard_old")
+    assert scratch_names("sum_db") == ("sum_db_dbguard_new", "sum_db_dbguard_old")
 
 
 def test_table_report():
-    lines = g.report_tables({"public.a": 10, "public.b": 5}, {"public.a": 12, "public.c": 1})
+    lines = report_tables({"public.a": 10, "public.b": 5}, {"public.a": 12, "public.c": 1})
     assert lines == ["tables: 2 -> 2; rows (estimate): 15 -> 13", "  public.a: 10 -> 12",
                      "  public.b: 5 -> -", "  public.c: - -> 1"]
 
@@ -190,8 +198,8 @@ def test_table_report():
 def test_an_unreadable_checksum_file_is_refused(tmp_path):
     path = copy_with_checksum(tmp_path, DATA / "tiny.dump", "sum_db_20251215_124427.dump")
     path.with_name(path.name + ".sha256").write_text("not a digest\n")
-    with pytest.raises(g.Refusal) as err:
-        g.check_backup(None, path, 15)
+    with pytest.raises(Refusal) as err:
+        check_backup(None, path, 15)
     assert err.value.line() == ("ERROR: sum_db_20251215_124427.dump.sha256 cannot be read as a "
                                 "checksum. Pick another backup (`make db-backups`); nothing was "
                                 "changed")

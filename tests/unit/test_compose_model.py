@@ -4,7 +4,10 @@ from pathlib import Path
 
 import pytest
 
-import _dbguard as g
+from dbguard.compose import project_from_model
+from dbguard.compose_v1 import parse_yaml, v1_model
+from dbguard.docker import pg_major_from_tag
+from dbguard.errors import Failure, UsageError
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,7 +22,7 @@ def pg(source="sum_db_data", target="/var/lib/postgresql/data", image="postgres:
 
 
 def load(m, name="proj", wanted=None):
-    return g.project_from_model(m, name, ".env", Path("/src/proj"), wanted)
+    return project_from_model(m, name, ".env", Path("/src/proj"), wanted)
 
 
 def test_kit_layout():
@@ -64,7 +67,7 @@ def test_pgdata_below_the_mount_and_postgres_18_layout():
            "/var/lib/postgresql/data), not a named volume"),
 ])
 def test_unusable_compose_files_are_named(services, wanted, message):
-    with pytest.raises(g.UsageError) as err:
+    with pytest.raises(UsageError) as err:
         load(model(services), wanted=wanted)
     assert message in err.value.message
 
@@ -75,17 +78,17 @@ def test_wanted_service_wins_over_detection():
 
 
 def test_v1_yaml_of_the_kit_compose_file():
-    config = g.parse_yaml((DATA / "v1_config_kit.yml").read_text())
+    config = parse_yaml((DATA / "v1_config_kit.yml").read_text())
     assert config["services"]["db"]["healthcheck"]["test"] == [
         "CMD-SHELL", 'pg_isready -h 127.0.0.1 -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}"']
     assert config["volumes"] == {"sum_db_data": {}}
-    p = load(g.v1_model(config))
+    p = load(v1_model(config))
     assert (p.service, p.volume_key, p.volume, p.image) == ("db", "sum_db_data",
                                                             "proj_sum_db_data", "postgres:17")
 
 
 def test_v1_yaml_with_folded_quoted_and_long_syntax_values():
-    config = g.parse_yaml((DATA / "v1_config_tricky.yml").read_text())
+    config = parse_yaml((DATA / "v1_config_tricky.yml").read_text())
     app = config["services"]["app"]
     assert app["command"][2] == ("echo 'hello: world' && sleep 1000000 && echo a very long "
                                  "command line that goes on and on and on past eighty columns "
@@ -98,25 +101,25 @@ def test_v1_yaml_with_folded_quoted_and_long_syntax_values():
                                    "type": "volume"}
     assert config["volumes"]["pgdata"] == {"labels": {"x": "y: z"}}
     assert config["volumes"]["other"] == {"external": True, "name": "named"}
-    p = load(g.v1_model(config), name="myapp")
+    p = load(v1_model(config), name="myapp")
     assert (p.service, p.volume, p.service_pgdata) == (
         "postgres", "myapp_pgdata", "/var/lib/postgresql/data/pgdata")
 
 
 def test_yaml_scalars():
     text = 'a: "x\\ty\\u00e9"\nb: \'it\'\'s\'\nc: null\nd: true\ne: []\nf:\n- 1\n- two\n'
-    assert g.parse_yaml(text) == {"a": "x\ty\u00e9", "b": "it's", "c": None, "d": True,
+    assert parse_yaml(text) == {"a": "x\ty\u00e9", "b": "it's", "c": None, "d": True,
                                   "e": [], "f": ["1", "two"]}
 
 
 def test_unreadable_yaml_is_an_error_not_a_guess():
-    with pytest.raises(g.Failure) as err:
-        g.parse_yaml("a: 1\nnot a key\nb: 2\n")
+    with pytest.raises(Failure) as err:
+        parse_yaml("a: 1\nnot a key\nb: 2\n")
     assert "cannot read the output of `docker-compose config`" in err.value.message
 
 
 def test_v1_short_syntax_mounts_become_long_syntax():
-    m = g.v1_model({"services": {"db": {"volumes": [
+    m = v1_model({"services": {"db": {"volumes": [
         "data:/var/lib/postgresql/data:rw", "/host:/x:ro", "./rel:/y", "/anon"]}},
         "volumes": {"data": {"external": {"name": "real"}}}})
     assert m["services"]["db"]["volumes"] == [
@@ -128,6 +131,6 @@ def test_v1_short_syntax_mounts_become_long_syntax():
 
 
 def test_pg_major_from_image_tags():
-    assert [g.pg_major_from_tag(t) for t in (
+    assert [pg_major_from_tag(t) for t in (
         "postgres:17", "postgres:16-alpine", "postgres:15.4", "postgres", "x/y:latest",
         "localhost:5000/postgres:14")] == [17, 16, 15, None, None, 14]

@@ -5,20 +5,25 @@ import sys
 
 import pytest
 
-import _dbguard as g
+from dbguard.cli import entrypoint, parser
+from dbguard.errors import Failure, Refusal, UsageError
+from dbguard.kit import kit_lock
+from dbguard.messages import Progress, confirm, human_age, human_size
+from dbguard.postgres import explain_connection_error
+from dbguard.runner import Runner, command_failure
 
 
 def run_main(exc):
-    @g.entrypoint
+    @entrypoint
     def main(argv=None):
         raise exc
     return main([])
 
 
 @pytest.mark.parametrize("exc, code", [
-    (g.Failure("it broke", "Do this next"), 1),
-    (g.UsageError("bad flag", "Use the other one"), 2),
-    (g.Refusal("not safe", "Nothing was changed"), 3),
+    (Failure("it broke", "Do this next"), 1),
+    (UsageError("bad flag", "Use the other one"), 2),
+    (Refusal("not safe", "Nothing was changed"), 3),
 ])
 def test_expected_failures_end_in_one_error_line_and_their_code(capsys, exc, code):
     assert run_main(exc) == code
@@ -27,7 +32,7 @@ def test_expected_failures_end_in_one_error_line_and_their_code(capsys, exc, cod
 
 
 def test_refusal_details_come_before_the_error_line(capsys):
-    assert run_main(g.Refusal("no", "Nothing was changed", ["volume a", "volume b"])) == 3
+    assert run_main(Refusal("no", "Nothing was changed", ["volume a", "volume b"])) == 3
     assert capsys.readouterr().err == "volume a\nvolume b\nERROR: no. Nothing was changed\n"
 
 
@@ -43,15 +48,15 @@ def test_bugs_keep_their_traceback():
 
 def test_no_question_without_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
-    with pytest.raises(g.Refusal) as err:
-        g.confirm("Delete?", assume_yes=False)
+    with pytest.raises(Refusal) as err:
+        confirm("Delete?", assume_yes=False)
     assert err.value.line() == (
         "ERROR: no terminal to ask for confirmation, and --yes was not given. Run it in a "
         "terminal, or confirm ahead with YES=1 (make) or --yes (script); nothing was changed")
 
 
 def test_yes_answers_and_says_so(capsys):
-    g.confirm("Delete?", assume_yes=True)
+    confirm("Delete?", assume_yes=True)
     assert capsys.readouterr().err == "INFO: Delete? [y/N] yes (--yes)\n"
 
 
@@ -65,15 +70,15 @@ class FakeTTY(io.StringIO):
 def test_only_y_or_yes_is_yes(monkeypatch, answer, accepted):
     monkeypatch.setattr(sys, "stdin", FakeTTY(answer))
     if accepted:
-        g.confirm("Go?", assume_yes=False)
+        confirm("Go?", assume_yes=False)
     else:
-        with pytest.raises(g.Refusal) as err:
-            g.confirm("Go?", assume_yes=False)
+        with pytest.raises(Refusal) as err:
+            confirm("Go?", assume_yes=False)
         assert err.value.line() == "ERROR: not confirmed. Nothing was changed"
 
 
 def test_dry_run_shows_changing_commands_and_runs_only_reading_ones(tmp_path, capsys):
-    run = g.Runner(tmp_path, dry_run=True)
+    run = Runner(tmp_path, dry_run=True)
     run(["touch", str(tmp_path / "changed")], mutates=True)
     assert not (tmp_path / "changed").exists()
     assert capsys.readouterr().err == f"would run: touch {tmp_path / 'changed'}\n"
@@ -82,24 +87,24 @@ def test_dry_run_shows_changing_commands_and_runs_only_reading_ones(tmp_path, ca
 
 
 def test_verbose_shows_each_command_quoted(tmp_path, capsys):
-    g.Runner(tmp_path, verbose=True)(["echo", "two words"])
+    Runner(tmp_path, verbose=True)(["echo", "two words"])
     assert capsys.readouterr().err == "+ echo 'two words'\n"
 
 
 def test_a_missing_program_is_one_error(tmp_path):
-    with pytest.raises(g.Failure) as err:
-        g.Runner(tmp_path)(["no-such-program-dbguard"])
+    with pytest.raises(Failure) as err:
+        Runner(tmp_path)(["no-such-program-dbguard"])
     assert err.value.message == "no-such-program-dbguard is not installed (or not on PATH)"
 
 
 def test_failed_commands_name_their_last_error_line():
-    f = g.command_failure(["docker", "volume", "rm", "x"], b"warn\nError: volume is in use\n")
+    f = command_failure(["docker", "volume", "rm", "x"], b"warn\nError: volume is in use\n")
     assert f.message == "`docker volume` failed: Error: volume is in use"
 
 
 def test_an_unreachable_daemon_is_named_with_the_next_step(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
-    f = g.command_failure(["docker", "ps"], b"Cannot connect to the Docker daemon at "
+    f = command_failure(["docker", "ps"], b"Cannot connect to the Docker daemon at "
                                             b"unix:///nowhere.sock. Is the docker daemon running?")
     assert f.line() == ("ERROR: cannot reach the Docker daemon (unix:///nowhere.sock). Start "
                         "Docker (or fix DOCKER_HOST / DOCKER_CONTEXT) and run again; "
@@ -107,29 +112,29 @@ def test_an_unreachable_daemon_is_named_with_the_next_step(monkeypatch):
 
 
 def test_progress_is_silent_off_a_terminal(capsys):
-    p = g.Progress("copying", 100)
+    p = Progress("copying", 100)
     p.update(50)
     p.close()
     assert capsys.readouterr().err == ""
 
 
 def test_progress_on_a_terminal_shows_bytes_and_percent(capsys):
-    p = g.Progress("copying", 4 << 20, enabled=True)
+    p = Progress("copying", 4 << 20, enabled=True)
     p.update(1 << 20)
     p.close()
     assert "copying: 1.0 MiB of 4.0 MiB (25%)" in capsys.readouterr().err
 
 
 def test_sizes_and_ages():
-    assert [g.human_size(n) for n in (0, 1023, 1024, 5 << 20, 3 << 30)] == [
+    assert [human_size(n) for n in (0, 1023, 1024, 5 << 20, 3 << 30)] == [
         "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 GiB"]
-    assert [g.human_age(s) for s in (5, 60, 7200, 86400 * 3)] == [
+    assert [human_age(s) for s in (5, 60, 7200, 86400 * 3)] == [
         "just now", "1 minute ago", "2 hours ago", "3 days ago"]
 
 
 def test_a_bad_flag_is_one_error_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        g.parser("Summary.\n\nexamples:\n  x").parse_args(["--nope"])
+        parser("Summary.\n\nexamples:\n  x").parse_args(["--nope"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("ERROR: unrecognized arguments: --nope. See `") and \
@@ -138,7 +143,7 @@ def test_a_bad_flag_is_one_error_line_and_exit_2(capsys):
 
 def test_a_password_failure_is_explained_and_the_password_masked():
     settings = type("S", (), {"db_password": "hunter2"})()
-    text = g.explain_connection_error(settings, Exception(
+    text = explain_connection_error(settings, Exception(
         'connection failed: FATAL:  password authentication failed for user "sum_user" '
         "(tried hunter2)\nmore"))
     assert "hunter2" not in text and "(tried ********)" in text
@@ -151,18 +156,18 @@ def test_one_data_changing_command_at_a_time(tmp_path):
     from types import SimpleNamespace
 
     kit = SimpleNamespace(settings=SimpleNamespace(backup_dir=tmp_path / "backups"),
-                          run=SimpleNamespace(dry_run=False))
-    with g.kit_lock(kit, "db-restore"):
-        with pytest.raises(g.Refusal) as err:
-            with g.kit_lock(kit, "db-migrate-volume"):
+                          runner=SimpleNamespace(dry_run=False))
+    with kit_lock(kit, "db-restore"):
+        with pytest.raises(Refusal) as err:
+            with kit_lock(kit, "db-migrate-volume"):
                 pass
         assert err.value.line().startswith(
             "ERROR: another dbguard command is changing data (db-restore, pid ")
         assert err.value.line().endswith("). Wait for it to finish and run again; nothing was "
                                          "changed")
-    with g.kit_lock(kit, "db-seed"):  # released again
+    with kit_lock(kit, "db-seed"):  # released again
         pass
     dry = SimpleNamespace(settings=SimpleNamespace(backup_dir=tmp_path / "other"),
-                          run=SimpleNamespace(dry_run=True))
-    with g.kit_lock(dry, "db-restore"):
+                          runner=SimpleNamespace(dry_run=True))
+    with kit_lock(dry, "db-restore"):
         assert not (tmp_path / "other").exists(), "a dry run takes no lock and writes nothing"

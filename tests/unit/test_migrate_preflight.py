@@ -5,29 +5,31 @@ from types import SimpleNamespace
 
 import pytest
 
-import _dbguard as g
+from dbguard.compose import Project
+from dbguard.docker import Container, ImageInfo
+from dbguard.volumes import Volume
 import db_migrate_volume as m
 
 
 def kit(pg_major=15, mount="/var/lib/postgresql/data"):
-    project = g.Project(name="sumplatform", name_source=".env", directory=Path("/src/x"),
+    project = Project(name="sumplatform", name_source=".env", directory=Path("/src/x"),
                         service="db", image="postgres:15", volume_key="sum_db_data",
                         volume="sumplatform_sum_db_data", external=False, mount_target=mount,
                         service_pgdata=None)
-    image = g.ImageInfo(f"postgres:{pg_major}", True, pg_major, None)
+    image = ImageInfo(f"postgres:{pg_major}", True, pg_major, None)
     return SimpleNamespace(project=project, image=image)
 
 
 def source(**kw):
-    return g.Volume("tradesite_sum_db_data", **{"pg_version": "15", **kw})
+    return Volume("tradesite_sum_db_data", **{"pg_version": "15", **kw})
 
 
 def target(**kw):
-    return g.Volume("sumplatform_sum_db_data", active=True, exists=False, **kw)
+    return Volume("sumplatform_sum_db_data", active=True, exists=False, **kw)
 
 
 def container(name, project="other", state="running", helper=False):
-    return g.Container(name, name, state, "", "", project, "db", [], "", helper)
+    return Container(name, name, state, "", "", project, "db", [], "", helper)
 
 
 def test_a_good_source_has_no_reason():
@@ -46,7 +48,7 @@ def test_each_bad_source_is_named(src, reason):
 
 
 def test_the_active_volume_cannot_be_its_own_source():
-    assert m.preflight(kit(), g.Volume("sumplatform_sum_db_data", pg_version="15"), target(),
+    assert m.preflight(kit(), Volume("sumplatform_sum_db_data", pg_version="15"), target(),
                        force=False) == ["the source sumplatform_sum_db_data is the active "
                                         "volume itself"]
 

@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
-import _dbguard as g
+from dbguard.compose import Project
+from dbguard.errors import UsageError
+from dbguard.names import directory_project_names, project_name
+from dbguard.settings import PROJECT_NAME_RE
+from dbguard.volumes import candidate_reasons
 
 
 @pytest.mark.parametrize("directory, v2, v1, legacy", [
@@ -16,7 +20,7 @@ import _dbguard as g
     ("mailcow-dockerized", "mailcow-dockerized", "mailcow-dockerized", "mailcowdockerized"),
 ])
 def test_directory_names_per_compose_generation(directory, v2, v1, legacy):
-    assert g.directory_project_names(directory) == {"v2": v2, "v1": v1, "v1-pre-1.21": legacy}
+    assert directory_project_names(directory) == {"v2": v2, "v1": v1, "v1-pre-1.21": legacy}
 
 
 @pytest.mark.parametrize("name, valid", [
@@ -24,11 +28,11 @@ def test_directory_names_per_compose_generation(directory, v2, v1, legacy):
     ("Sum", False), ("sum platform", False), ("-sum", False), ("_sum", False), ("", False),
 ])
 def test_explicit_project_names_must_be_normal(name, valid):
-    assert bool(g.PROJECT_NAME_RE.match(name)) is valid
+    assert bool(PROJECT_NAME_RE.match(name)) is valid
 
 
 def project(name="sumplatform", key="sum_db_data", directory="sum-platform"):
-    return g.Project(name=name, name_source=".env", directory=Path("/src") / directory,
+    return Project(name=name, name_source=".env", directory=Path("/src") / directory,
                      service="db", image="postgres:17", volume_key=key,
                      volume=f"{name}_{key}", external=False,
                      mount_target="/var/lib/postgresql/data", service_pgdata=None)
@@ -44,12 +48,12 @@ def project(name="sumplatform", key="sum_db_data", directory="sum-platform"):
     ("other_pgdata", "pgdata", []),
 ])
 def test_candidates_by_label_name_and_older_compose_names(volume, label, reasons):
-    assert g.candidate_reasons(volume, label, project()) == reasons
+    assert candidate_reasons(volume, label, project()) == reasons
 
 
 def test_pre_1_21_name_of_the_directory_is_found_with_its_generation():
     p = project(name="renamed", directory="sum-platform")
-    assert g.candidate_reasons("sumplatform_sum_db_data", "", p) == [
+    assert candidate_reasons("sumplatform_sum_db_data", "", p) == [
         "name", "directory name (v1-pre-1.21)"]
 
 
@@ -64,11 +68,11 @@ def test_pre_1_21_name_of_the_directory_is_found_with_its_generation():
     (None, None, True, "", None, ("sum-platform", "directory")),
 ])
 def test_project_name_precedence(configured, origin, v2, text, resolved, expected):
-    assert g.project_name(configured, origin, v2, text, resolved, "sum-platform") == expected
+    assert project_name(configured, origin, v2, text, resolved, "sum-platform") == expected
 
 
 def test_a_directory_with_no_usable_name_asks_for_a_locked_one():
-    with pytest.raises(g.UsageError) as err:
-        g.project_name(None, None, True, "", None, "...")
+    with pytest.raises(UsageError) as err:
+        project_name(None, None, True, "", None, "...")
     assert err.value.line() == ("ERROR: no Compose project name can be made from the directory "
                                 "'...'. Set COMPOSE_PROJECT_NAME in .env")

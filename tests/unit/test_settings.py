@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-import _dbguard as g
+from dbguard.errors import UsageError
+from dbguard.settings import init_env_file, load_settings
 
 GOOD = ("COMPOSE_PROJECT_NAME=sumplatform\nDJANGO_DB_NAME=sum_db\nDJANGO_DB_USER=sum_user\n"
         "DJANGO_DB_PASSWORD=hunter2-secret\nDJANGO_DB_HOST=localhost\nDJANGO_DB_PORT=5432\n")
@@ -19,12 +20,12 @@ def root(tmp_path):
 
 def load(root, text=GOOD, environ=None):
     (root / ".env").write_text(text)
-    return g.load_settings(root, environ or {})
+    return load_settings(root, environ or {})
 
 
 def test_missing_env_file_says_to_copy_the_example(root):
-    with pytest.raises(g.UsageError) as err:
-        g.load_settings(root, {})
+    with pytest.raises(UsageError) as err:
+        load_settings(root, {})
     assert err.value.line() == (
         f"ERROR: no .env file in {root}. Create it from .env.example and review it: "
         "cp .env.example .env (`make db-up` does this for you)")
@@ -54,13 +55,13 @@ def test_unset_project_name_has_no_origin(root):
 
 
 def test_all_missing_keys_named_at_once(root):
-    with pytest.raises(g.UsageError) as err:
+    with pytest.raises(UsageError) as err:
         load(root, "COMPOSE_PROJECT_NAME=x\n")
     assert "missing DJANGO_DB_NAME, DJANGO_DB_USER, DJANGO_DB_PASSWORD" in err.value.line()
 
 
 def test_bad_values_named_with_the_fix(root):
-    with pytest.raises(g.UsageError) as err:
+    with pytest.raises(UsageError) as err:
         load(root, GOOD + "DJANGO_DB_PORT=abc\nDBGUARD_DUMP_FORMAT=zip\nDBGUARD_COMPOSE=v3\n")
     line = err.value.line()
     assert "DJANGO_DB_PORT='abc' is not a whole number from 1 to 65535" in line
@@ -72,7 +73,7 @@ def test_bad_values_named_with_the_fix(root):
 
 
 def test_invalid_project_name_suggests_the_normal_form(root):
-    with pytest.raises(g.UsageError) as err:
+    with pytest.raises(UsageError) as err:
         load(root, GOOD.replace("=sumplatform", "=Sum Platform"))
     assert "COMPOSE_PROJECT_NAME='Sum Platform' (from .env) is not a valid Compose project " \
            "name" in err.value.line()
@@ -81,7 +82,7 @@ def test_invalid_project_name_suggests_the_normal_form(root):
 
 def test_malformed_line_is_named_by_number_without_its_content(root):
     text = GOOD + 'DJANGO_DB_PASSWORD "oops hunter3\nNOVALUE\n'
-    with pytest.raises(g.UsageError) as err:
+    with pytest.raises(UsageError) as err:
         load(root, text)
     assert err.value.line() == (f"ERROR: {root / '.env'} line 7, 8 is not KEY=value. Fix or "
                                 "remove that line (see .env.example for the format)")
@@ -89,11 +90,11 @@ def test_malformed_line_is_named_by_number_without_its_content(root):
 
 
 def test_init_env_file_copies_the_example_owner_only_and_never_overwrites(root):
-    assert g.init_env_file(root) is True
+    assert init_env_file(root) is True
     assert (root / ".env").read_text() == GOOD
     assert stat.S_IMODE(os.stat(root / ".env").st_mode) == 0o600
     (root / ".env").write_text("mine\n")
-    assert g.init_env_file(root) is False
+    assert init_env_file(root) is False
     assert (root / ".env").read_text() == "mine\n"
 
 

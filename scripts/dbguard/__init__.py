@@ -1,0 +1,23 @@
+"""dbguard: PostgreSQL under Docker Compose without losing the data.
+
+The shared code of the scripts in the folder above (one script per make target). Data flows one
+way through these modules:
+
+  settings -> compose / docker -> volumes (discovery) -> diagnosis -> actions -> output
+
+- errors, messages, cli       exit codes and failures; what the kit says; argv and entrypoint
+- settings, names             .env and the environment; Compose project names (pure)
+- runner                      every subprocess (argument lists only; -v and --dry-run)
+- compose, compose_v1         the compose project as Compose resolves it (v2 JSON, v1 YAML)
+- docker                      images, containers, and the throwaway helper container
+- volumes                     discovery: candidate volumes, their users and contents
+- diagnosis                   the verdict: problems with codes and fixes (pure)
+- kit                         the opened kit (frozen) and the one-command-at-a-time lock
+- postgres                    connections from the host and what they report
+- service                     start, wait for health, stop containers
+- files, streams              partial-then-rename files, checksums, streamed command output
+- backups, dump_header        the backup folder; what a dump file says of itself
+- dumps, backup_check, loads  taking a dump; checking one before trusting it; loading one
+- manifests, snapshots        comparing volumes file by file; tar snapshots of a volume
+- destructive/                the only code that destroys or replaces data (see its __init__)
+"""

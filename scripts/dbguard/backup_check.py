@@ -1,0 +1,78 @@
+"""Checking a backup before it is trusted: the file exists, is a pg_dump dump, matches its
+checksum, was made by a pg_dump the server can read, and is whole (the plain trailer, or
+pg_restore reading the custom archive through). Reads only; a failed check is a Refusal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backups import list_backups
+from .dump_header import PLAIN_TRAILER, DumpFacts, read_dump_header
+from .errors import Refusal, UsageError
+from .files import read_checksum, sha256_file
+from .kit import Kit
+from .messages import warning
+
+
+def check_archive_reads(kit: Kit, path: Path) -> None:
+    with open(path, "rb") as handle:
+        result = kit.runner(kit.compose.args("exec", "-T", kit.project.service, "pg_restore",
+                                          "-f", "/dev/null"), stdin_file=handle, check=False)
+    if result.returncode != 0:
+        last = (result.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise Refusal(f"{path.name} does not read back as a whole archive "
+                      f"({last[-1] if last else 'pg_restore failed'})",
+                      "Pick another backup (`make db-backups`); nothing was changed")
+
+
+@dataclass(frozen=True)
+class CheckedBackup:
+    path: Path
+    facts: DumpFacts
+    checksum: bool | None  # True: matched its .sha256; None: had none (read whole instead)
+
+
+def check_backup(kit: Kit, path: Path, server_major: int | None) -> CheckedBackup:
+    """Everything that must hold before a file is restored; Refusal (exit 3) otherwise."""
+    if not path.is_file():
+        raise UsageError(f"no such backup file: {path}",
+                         "`make db-backups` lists the backups; pass one with FILE=")
+    facts = read_dump_header(path)
+    expected = read_checksum(path)
+    if expected == "":
+        raise Refusal(f"{path.name}.sha256 cannot be read as a checksum",
+                      "Pick another backup (`make db-backups`); nothing was changed")
+    if expected is not None and sha256_file(path) != expected:
+        raise Refusal(f"{path.name} does not match its checksum: it was truncated or changed "
+                      "after it was written",
+                      "Pick another backup (`make db-backups`); nothing was changed")
+    if facts.pg_dump_major and server_major and facts.pg_dump_major > server_major:
+        raise Refusal(f"{path.name} was made by pg_dump {facts.pg_dump_version}, newer than the "
+                      f"server's PostgreSQL {server_major}, which cannot load it",
+                      f"Restore it into a PostgreSQL {facts.pg_dump_major} server (DB_IMAGE), "
+                      "or dump the source again with a matching pg_dump; nothing was changed")
+    if facts.format == "plain":
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            if PLAIN_TRAILER not in handle.read():
+                raise Refusal(f"{path.name} ends before pg_dump's completion trailer: it is "
+                              "truncated", "Pick another backup (`make db-backups`); nothing "
+                              "was changed")
+    elif expected is None:
+        check_archive_reads(kit, path)
+    return CheckedBackup(path, facts, None if expected is None else True)
+
+
+def newest_good_backup(kit: Kit, server_major: int | None) -> CheckedBackup:
+    skipped = []
+    for backup in list_backups(kit.settings):
+        try:
+            return check_backup(kit, backup.path, server_major)
+        except Refusal as exc:
+            warning(f"skipping {backup.path.name}: {exc.message}")
+            skipped.append(backup.path.name)
+    where = kit.settings.backup_dir
+    raise Refusal(f"no backup in {where} passes verification"
+                  + (f" ({len(skipped)} skipped)" if skipped else ""),
+                  "Take one with `make db-dump`, or pass a file with FILE=; nothing was changed")

@@ -1,0 +1,92 @@
+"""The backup folder: which files are the kit's dumps (by name; partial files never match), their
+age, size, format and checksum state, a summary for db-info, and a fresh name for a new dump.
+Reads only, except that it creates the folder (owner-only) when a name is asked for.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Failure
+from .files import private_dir, read_checksum, sha256_file
+from .messages import human_age, human_size
+from .settings import Settings
+
+FORMAT_EXT = {"custom": "dump", "plain": "sql"}
+BACKUP_RE = re.compile(r"^(?P<db>[A-Za-z0-9_.-]+?)_(?P<stamp>\d{8}_\d{6})"
+                       r"(?:_(?P<tag>[a-z][a-z0-9-]*))?\.(?P<ext>dump|sql)$")
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    db: str
+    taken: dt.datetime
+    tag: str | None
+    format: str
+    size: int
+
+    @classmethod
+    def from_path(cls, path: Path) -> Backup | None:
+        match = BACKUP_RE.match(path.name)
+        if not match or not path.is_file():
+            return None
+        taken = dt.datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S").astimezone()
+        return cls(path, match["db"], taken, match["tag"],
+                   "custom" if match["ext"] == "dump" else "plain", path.stat().st_size)
+
+    def checksum_ok(self) -> bool | None:
+        """True: matches its .sha256; False: differs or unreadable; None: no .sha256."""
+        expected = read_checksum(self.path)
+        if expected is None:
+            return None
+        return expected != "" and sha256_file(self.path) == expected
+
+    @property
+    def age(self) -> float:
+        return (dt.datetime.now().astimezone() - self.taken).total_seconds()
+
+
+def list_backups(settings: Settings) -> list[Backup]:
+    """Kit backups in the backup folder, newest first. Partial files never match."""
+    if not settings.backup_dir.is_dir():
+        return []
+    found = [b for p in settings.backup_dir.iterdir() if (b := Backup.from_path(p))]
+    return sorted(found, key=lambda b: (b.taken, b.path.name), reverse=True)
+
+
+def backup_summary(settings: Settings) -> dict:
+    backups = list_backups(settings)
+    newest = backups[0] if backups else None
+    return {"dir": str(settings.backup_dir), "count": len(backups),
+            "max_age_days": settings.backup_max_age_days,
+            "newest": None if newest is None else {
+                "file": str(newest.path), "taken": newest.taken.isoformat(),
+                "age_seconds": int(newest.age), "size_bytes": newest.size,
+                "format": newest.format, "checksum_ok": newest.checksum_ok()}}
+
+
+def render_backup_summary(summary: dict) -> list[str]:
+    newest = summary["newest"]
+    if newest is None:
+        return [f"  no dumps in {summary['dir']} (`make db-dump` takes one)"]
+    ok = {True: "checksum ok", False: "CHECKSUM MISMATCH", None: "no checksum"}
+    return [f"  newest: {newest['file']} ({human_age(newest['age_seconds'])}, "
+            f"{human_size(newest['size_bytes'])}, {newest['format']}, "
+            f"{ok[newest['checksum_ok']]}); {summary['count']} in all"]
+
+
+def backup_path(settings: Settings, fmt: str, tag: str | None = None,
+                dbname: str | None = None) -> Path:
+    folder = private_dir(settings.backup_dir)
+    suffix = f"_{tag}" if tag else ""
+    for _ in range(5):
+        stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
+        path = folder / f"{dbname or settings.db_name}_{stamp}{suffix}.{FORMAT_EXT[fmt]}"
+        if not path.exists() and not path.with_name(f".{path.name}.partial").exists():
+            return path
+        time.sleep(1)
+    raise Failure(f"cannot pick a free backup name in {folder}", "Run the command again")

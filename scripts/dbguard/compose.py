@@ -1,0 +1,194 @@
+"""The compose project as Compose itself resolves it: which Compose answers, the one way every
+compose command is built, and the database service, its data mount and its volume found in the
+resolved model (v2's JSON, or v1's YAML reshaped alike).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compose_v1 import parse_yaml, v1_model
+from .errors import Failure, UsageError
+from .names import project_name
+from .runner import Runner, command_failure
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Project:
+    """What the kit needs to know of the compose project, whichever Compose read it."""
+
+    name: str
+    name_source: str            # environment, .env, compose file, directory
+    directory: Path
+    service: str
+    image: str
+    volume_key: str             # the key under `volumes:` in the compose file
+    volume: str                 # the active volume's full name
+    external: bool
+    mount_target: str
+    service_pgdata: str | None  # PGDATA set in the service's environment, if any
+
+    @property
+    def locked(self) -> bool:
+        return self.name_source != "directory"
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Every compose call goes through `args()`, which pins the files, the project directory,
+    the env file and (once known) the project, so the current directory never matters."""
+
+    runner: Runner
+    settings: Settings
+    command: tuple[str, ...]
+    version: str
+    project_name: str | None = None
+
+    @classmethod
+    def detect(cls, runner: Runner, settings: Settings) -> Compose:
+        """The Compose that DBGUARD_COMPOSE asks for (auto: v2, else v1), and its version."""
+        missing = [str(f) for f in settings.compose_files if not f.is_file()]
+        if missing:
+            raise UsageError(f"compose file not found: {', '.join(missing)}",
+                             "Set COMPOSE_FILE in .env to your compose file (relative to the kit)")
+        order = {"auto": ("v2", "v1"), "v2": ("v2",), "v1": ("v1",)}[settings.compose_flavor]
+        commands = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
+        for flavor in order:
+            try:
+                result = runner([*commands[flavor], "version", "--short"], check=False)
+            except Failure:
+                continue
+            if result.returncode == 0 and result.stdout.strip():
+                return cls(runner, settings, commands[flavor],
+                           result.stdout.decode().strip().lstrip("v"))
+        tried = " and ".join(f"`{' '.join(commands[f])}`" for f in order)
+        raise Failure(f"no Docker Compose found (tried {tried})",
+                      "Install the Compose plugin (or docker-compose), or set DBGUARD_COMPOSE "
+                      "in .env")
+
+    def for_project(self, name: str) -> Compose:
+        """The same Compose with `-p name` on every call from now on."""
+        return dataclasses.replace(self, project_name=name)
+
+    @property
+    def v2(self) -> bool:
+        return not self.version.startswith("1.")
+
+    @property
+    def flavor(self) -> str:
+        return "v2" if self.v2 else "v1"
+
+    def args(self, *rest: str) -> list[str]:
+        first = self.settings.compose_files[0]
+        argv = list(self.command)
+        for f in self.settings.compose_files:
+            argv += ["-f", str(f)]
+        argv += ["--project-directory", str(first.parent)]
+        if self.settings.env_file.is_file():
+            argv += ["--env-file", str(self.settings.env_file)]
+        if self.project_name:
+            argv += ["-p", self.project_name]
+        return argv + list(rest)
+
+    def __call__(self, *rest: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        result = self.runner(self.args(*rest), check=False, **kwargs)
+        if check and result.returncode != 0:  # named by its subcommand, not its options
+            raise command_failure([*self.command, rest[0]], result.stderr)
+        return result
+
+    def config(self) -> tuple[dict, str | None]:
+        """The resolved compose model in v2's JSON shape, and the project name v2 resolved."""
+        if self.v2:
+            data = json.loads(self("config", "--format", "json").stdout)
+            return data, data.get("name")
+        return v1_model(parse_yaml(self("config").stdout.decode())), None
+
+
+def load_project(compose: Compose) -> Project:
+    """Reads the compose configuration once: the project name in effect, the database service,
+    its data mount and its volume."""
+    settings = compose.settings
+    model, resolved = compose.config()
+    directory = settings.compose_files[0].parent
+    raw = "\n".join(f.read_text(encoding="utf-8", errors="replace")
+                    for f in settings.compose_files)
+    name, source = project_name(settings.project_name, settings.project_name_origin,
+                                compose.v2, raw, resolved, directory.name)
+    return project_from_model(model, name, source, directory, settings.service)
+
+
+PG_MOUNT_HINTS = ("/var/lib/postgresql/data", "/var/lib/postgresql")
+
+
+def _service_env(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def _looks_like_postgres(service: dict) -> bool:
+    env = _service_env(service)
+    image = str(service.get("image") or "")
+    targets = [m.get("target", "") for m in service.get("volumes") or [] if isinstance(m, dict)]
+    return (re.search(r"(^|/)(postgres|postgis|pgvector|timescaledb)", image) is not None
+            or any(k.startswith("POSTGRES_") for k in env)
+            or any(t.startswith("/var/lib/postgresql") for t in targets))
+
+
+def project_from_model(model: dict, name: str, source: str, directory: Path,
+                       wanted_service: str | None) -> Project:
+    """Finds the database service, its data mount and its volume in a compose model."""
+    services: dict = model.get("services") or {}
+    if wanted_service:
+        if wanted_service not in services:
+            raise UsageError(f"DBGUARD_SERVICE={wanted_service!r} is not a service of the "
+                             f"compose file (services: {', '.join(sorted(services)) or 'none'})",
+                             "Set DBGUARD_SERVICE in .env to the database service")
+        service_name = wanted_service
+    else:
+        found = sorted(s for s, spec in services.items() if _looks_like_postgres(spec))
+        if not found:
+            raise UsageError("no service in the compose file looks like PostgreSQL",
+                             "Set DBGUARD_SERVICE in .env to the database service")
+        if len(found) > 1:
+            raise UsageError(f"several services look like PostgreSQL: {', '.join(found)}",
+                             "Set DBGUARD_SERVICE in .env to the one the kit should guard")
+        service_name = found[0]
+    service = services[service_name]
+    env = _service_env(service)
+    pgdata = env.get("PGDATA") or None
+    mounts = [m for m in service.get("volumes") or [] if isinstance(m, dict)]
+
+    def rank(m: dict) -> int:
+        target = m.get("target", "")
+        if pgdata and (pgdata == target or pgdata.startswith(target.rstrip("/") + "/")):
+            return 0
+        return PG_MOUNT_HINTS.index(target) + 1 if target in PG_MOUNT_HINTS else 99
+
+    mounts = sorted((m for m in mounts if rank(m) < 99), key=rank)
+    where = f"service {service_name!r}"
+    if not mounts:
+        raise UsageError(f"{where} mounts no volume at /var/lib/postgresql/data (or "
+                         "/var/lib/postgresql): its data would live in an anonymous volume that "
+                         "`rm -v` or `down -v` deletes",
+                         "Give it a named volume, as the kit's docker-compose.yml does")
+    mount = mounts[0]
+    if mount.get("type") != "volume" or not mount.get("source"):
+        kind = "a bind mount" if mount.get("type") == "bind" else "an anonymous volume"
+        raise UsageError(f"{where} keeps its data in {kind} ({mount.get('source') or 'unnamed'}"
+                         f" at {mount.get('target')}), not a named volume",
+                         "dbguard guards named volumes; declare one under `volumes:` as the "
+                         "kit's docker-compose.yml does")
+    key = mount["source"]
+    spec = (model.get("volumes") or {}).get(key) or {}
+    external = bool(spec.get("external"))
+    volume = spec.get("name") or (key if external else f"{name}_{key}")
+    return Project(name=name, name_source=source, directory=directory, service=service_name,
+                   image=str(service.get("image") or ""), volume_key=key, volume=volume,
+                   external=external, mount_target=mount["target"], service_pgdata=pgdata)

@@ -1,0 +1,175 @@
+"""The verdict on what discovery found: problems, each with a stable code, the commands that fix
+it and whether db-up must refuse to start while it stands; and notes. Pure: it reads only the
+facts it is given.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .compose import Project
+from .docker import LABEL_PROJECT, ImageInfo
+from .messages import human_age
+from .settings import Settings
+from .volumes import Volume, effective_pgdata, pgdata_in_volume
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    fix: list[str]
+    blocking: bool = False  # db-up refuses to start while it stands
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def old_project_of(volume: Volume, project: Project) -> str | None:
+    if volume.project_label:
+        return volume.project_label
+    suffix = "_" + project.volume_key
+    return volume.name[:-len(suffix)] if volume.name.endswith(suffix) else None
+
+
+def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
+             allow_new_volume_hint: bool = True) -> tuple[list[Problem], list[str]]:
+    """The verdict: problems (each with a stable code and the commands that fix it) and notes.
+    Pure: it reads only what the inspection found."""
+    problems: list[Problem] = []
+    notes: list[str] = []
+    active = next(v for v in volumes if v.active)
+    others = [v for v in volumes if not v.active and not v.elsewhere]
+    for v in volumes:
+        if v.elsewhere and not v.active:
+            notes.append(f"{v.name} belongs to the project in {v.elsewhere} (a container of it "
+                         "ran from there), so it is left out of the comparison")
+    inspected = all(v.size is not None for v in volumes if v.exists)
+
+    if not project.locked:
+        problems.append(Problem(
+            "PROJECT_NAME_NOT_LOCKED",
+            f"the project name {project.name!r} comes from the directory name "
+            f"{project.directory.name!r}: renaming or moving the directory silently switches to "
+            f"a new, empty volume",
+            [f"echo 'COMPOSE_PROJECT_NAME={project.name}' >> .env"]))
+
+    where = pgdata_in_volume(project, image)
+    if where is None:
+        pgdata = effective_pgdata(project, image)
+        if image.pg_major and image.pg_major >= 18 and \
+                project.mount_target.rstrip("/") == "/var/lib/postgresql/data":
+            problems.append(Problem(
+                "PG18_MOUNT_PATH",
+                f"the image runs PostgreSQL {image.pg_major}, whose data directory is "
+                f"{pgdata}, but the volume {project.volume_key!r} is mounted at "
+                "/var/lib/postgresql/data: from 18 on the image expects the volume at "
+                "/var/lib/postgresql, and refuses to start (or writes outside the volume)",
+                [f"in the compose file, mount `{project.volume_key}:/var/lib/postgresql` "
+                 "instead of `.../data`",
+                 "if the volume holds an older cluster: make db-dump with the old image first, "
+                 "then make db-restore into the new layout"], blocking=True))
+        else:
+            problems.append(Problem(
+                "PGDATA_NOT_ON_VOLUME",
+                f"the server keeps its data in {pgdata}, which is not inside the volume mount "
+                f"{project.mount_target}: the data would be lost with the container",
+                [f"mount {project.volume_key!r} at {pgdata} or a folder above it, or set PGDATA"
+                 " under the mount"], blocking=True))
+
+    if active.incomplete:
+        problems.append(Problem(
+            "INCOMPLETE_COPY",
+            f"the active volume {active.name} holds an unfinished copy (an interrupted "
+            "db-migrate-volume); its contents cannot be trusted",
+            ["make db-migrate-volume   (runs the copy again from the source)",
+             "or put its snapshot back: make db-migrate-volume UNDO=1"], blocking=True))
+
+    if active.has_cluster and image.pg_major and active.pg_major and \
+            active.pg_major != image.pg_major:
+        problems.append(Problem(
+            "PG_VERSION_MISMATCH",
+            f"the cluster in {active.name} was made by PostgreSQL {active.pg_major} but the "
+            f"image {image.ref} runs {image.pg_major}: the server would exit with \"database "
+            "files are incompatible with server\". Copying the volume cannot fix that",
+            [f"go back to a {active.pg_major} image (DB_IMAGE in .env), or move the data across:"
+             f" start a {active.pg_major} image, make db-dump, switch DB_IMAGE to "
+             f"{image.pg_major}, start on a new volume and make db-restore",
+             "or upgrade the cluster in place with pg_upgrade"], blocking=True))
+
+    with_data = [v for v in others if v.has_cluster]
+    fresh = active.exists and inspected and not active.has_user_data
+    if with_data and (not active.exists or (inspected and not active.has_cluster)):
+        state = "does not exist yet" if not active.exists else "holds no PostgreSQL cluster"
+        problems.append(parallel_universe(project, active, with_data, state,
+                                          allow_new_volume_hint, blocking=True))
+    elif with_data and active.has_cluster and fresh and any(v.has_user_data for v in with_data):
+        problems.append(parallel_universe(
+            project, active, [v for v in with_data if v.has_user_data],
+            "holds a freshly initialised cluster with no tables", allow_new_volume_hint))
+    elif with_data and active.has_cluster and inspected:
+        older = [v for v in with_data if v.system_id != active.system_id and v.has_user_data
+                 and (v.created or "") < (active.created or "")
+                 and (v.user_bytes or 0) > (active.user_bytes or 0)]
+        if older:
+            problems.append(parallel_universe(
+                project, active, older,
+                "holds a separate cluster, newer and with less data than an older volume",
+                allow_new_volume_hint))
+    for v in others:
+        if v.has_cluster and v.system_id and v.system_id == active.system_id:
+            notes.append(f"{v.name} holds a copy of the active cluster (same system "
+                         f"identifier); once you no longer need it: docker volume rm {v.name}")
+    if active.exists and LABEL_PROJECT not in active.labels:
+        notes.append(f"{active.name} was not created by Docker Compose (no labels); Compose "
+                     "warns about it but uses it")
+    elif active.exists and active.project_label != project.name:
+        notes.append(f"{active.name} carries the label of project {active.project_label!r}; "
+                     "Compose warns about it but uses it")
+    if not image.present:
+        notes.append(f"the image {image.ref} is not present locally, so the volumes' contents "
+                     "were not read (db-up pulls it)")
+    return problems, notes
+
+
+def parallel_universe(project: Project, active: Volume, holders: list[Volume], state: str,
+                      allow_new_hint: bool, blocking: bool = False) -> Problem:
+    names = ", ".join(v.name for v in holders)
+    fix = []
+    if len(holders) == 1:
+        fix.append(f"make db-migrate-volume FROM={holders[0].name}   (copy that data into "
+                   f"{active.name})")
+        old = old_project_of(holders[0], project)
+        if old and old != project.name:
+            fix.append(f"or set COMPOSE_PROJECT_NAME={old} in .env   (use the old volume as "
+                       "it is)")
+    else:
+        fix.append("make db-migrate-volume FROM=<volume>   (copy one of them into "
+                   f"{active.name})")
+        fix.append("or set COMPOSE_PROJECT_NAME in .env to the project of the one to use")
+    if allow_new_hint and blocking:
+        fix.append("or make db-up ALLOW_NEW_VOLUME=1   (start with an empty database anyway)")
+    elif not blocking:
+        fix.append("or, if the active volume is the right one, leave the others out: add them "
+                   "to DBGUARD_IGNORE_VOLUMES in .env")
+    return Problem("PARALLEL_UNIVERSE",
+                   f"the active volume {active.name} {state}, while {names} "
+                   f"{'holds' if len(holders) == 1 else 'hold'} a PostgreSQL cluster with data",
+                   fix, blocking)
+
+
+def backup_problems(settings: Settings, summary: dict, active: Volume) -> list[Problem]:
+    limit = settings.backup_max_age_days
+    if not limit:
+        return []
+    newest = summary["newest"]
+    if newest is None:
+        if not active.has_user_data:
+            return []
+        return [Problem("BACKUP_STALE", "the database has tables but there is no dump of it",
+                        ["make db-dump"])]
+    if newest["age_seconds"] > limit * 86400:
+        return [Problem("BACKUP_STALE",
+                        f"the newest dump is {human_age(newest['age_seconds'])} (older than "
+                        f"DBGUARD_BACKUP_MAX_AGE_DAYS={limit})", ["make db-dump"])]
+    return []

@@ -1,0 +1,34 @@
+"""The kit's exit codes and its three kinds of expected failure. Every script maps them to one
+`ERROR:` line and an exit code (cli.entrypoint); anything else is a bug and keeps its traceback."""
+from __future__ import annotations
+
+from typing import Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+
+
+class Failure(Exception):
+    """An expected failure: one `ERROR:` line that ends with the next step, exit 1."""
+
+    code = EXIT_FAILED
+
+    def __init__(self, message: str, next_step: str, details: Sequence[str] = ()):
+        super().__init__(message)
+        self.message = message
+        self.next_step = next_step
+        self.details = list(details)
+
+    def line(self) -> str:
+        return f"ERROR: {self.message}. {self.next_step}"
+
+
+class Refusal(Failure):
+    """A safety check said no: nothing was changed, exit 3."""
+
+    code = EXIT_REFUSED
+
+
+class UsageError(Failure):
+    """The command line or the configuration is wrong, exit 2."""
+
+    code = EXIT_USAGE

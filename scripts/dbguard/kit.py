@@ -1,0 +1,87 @@
+"""The kit opened for one command: settings, runner, Compose pinned to the project, the project
+and its image, read once and frozen; and the lock that lets one data-changing command run at a
+time.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .compose import Compose, Project, load_project
+from .docker import Container, ImageInfo, inspect_image, list_containers
+from .errors import Refusal
+from .files import private_dir
+from .runner import Runner, command_failure
+from .settings import KIT_ROOT, Settings, load_settings
+from .volumes import Volume, find_volumes
+
+
+@dataclass(frozen=True)
+class Kit:
+    settings: Settings
+    runner: Runner
+    compose: Compose
+    project: Project
+    image: ImageInfo
+
+    def scan(self, also: Iterable[str] = ()) -> list[Volume]:
+        """The candidate volumes as they are now (see volumes.find_volumes)."""
+        return find_volumes(self.runner, self.project, self.image,
+                            self.settings.ignore_volumes, also)
+
+    def service_container(self) -> Container | None:
+        mine = [c for c in list_containers(self.runner)
+                if c.project == self.project.name and c.service == self.project.service]
+        mine.sort(key=lambda c: c.state != "running")
+        return mine[0] if mine else None
+
+    def with_image(self, image: ImageInfo) -> Kit:
+        """The same kit after the image changed (db-up pulled it)."""
+        return dataclasses.replace(self, image=image)
+
+
+def open_kit(args: argparse.Namespace, root: Path = KIT_ROOT) -> Kit:
+    settings = load_settings(root)
+    runner = Runner(root, verbose=getattr(args, "verbose", False),
+                    dry_run=getattr(args, "dry_run", False))
+    ping = runner(["docker", "version", "--format", "{{.Server.Version}}"], check=False)
+    if ping.returncode != 0:
+        raise command_failure(["docker", "version"], ping.stderr)
+    compose = Compose.detect(runner, settings)
+    project = load_project(compose)
+    image = inspect_image(runner, project.image)
+    return Kit(settings, runner, compose.for_project(project.name), project, image)
+
+
+@contextlib.contextmanager
+def kit_lock(kit: Kit, what: str):
+    """One data-changing dbguard command at a time per kit (a dry run takes no lock)."""
+    settings = kit.settings
+    if kit.runner.dry_run:
+        yield
+        return
+    private_dir(settings.backup_dir)
+    path = settings.backup_dir / ".dbguard.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another command"
+            raise Refusal(f"another dbguard command is changing data ({holder})",
+                          "Wait for it to finish and run again; nothing was changed") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{what}, pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()

@@ -1,0 +1,103 @@
+"""Running docker and docker compose: argument lists only, never a shell. Every subprocess of the
+kit goes through a Runner, which shows commands with -v, holds back the ones that change
+something under --dry-run, and turns a missing program or an unreachable daemon into one error.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import Failure
+
+DAEMON_DOWN = ("Cannot connect to the Docker daemon", "error during connect",
+               "Is the docker daemon running", "connect: no such file or directory",
+               "connection refused")
+
+
+def daemon_failure() -> Failure:
+    where = os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT") or "the default socket"
+    return Failure(f"cannot reach the Docker daemon ({where})",
+                   "Start Docker (or fix DOCKER_HOST / DOCKER_CONTEXT) and run again; "
+                   "`docker info` shows what is wrong")
+
+
+def shown_argument(arg: str) -> str:
+    """A shell script passed to a helper container is shown by its name, which its first line
+    gives as a comment (`# copy`), not as dozens of lines."""
+    if "\n" not in arg:
+        return arg
+    first = arg.lstrip("\n").split("\n", 1)[0]
+    name = first[2:].strip() if first.startswith("# ") else "script"
+    return f"<{name} script>"
+
+
+class Runner:
+    """Runs argument lists (never a shell). -v prints each command; --dry-run prints the ones
+    that would change something instead of running them, and runs the read-only ones."""
+
+    def __init__(self, cwd: Path, verbose: bool = False, dry_run: bool = False):
+        self.cwd, self.verbose, self.dry_run = cwd, verbose, dry_run
+        self.calls = 0
+
+    def show(self, args: Sequence[str], prefix: str = "+") -> None:
+        print(f"{prefix} {shlex.join(shown_argument(a) for a in args)}", file=sys.stderr,
+              flush=True)
+
+    def __call__(self, args: Sequence[str], *, mutates: bool = False, check: bool = True,
+                 stdin_file=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                 ) -> subprocess.CompletedProcess:
+        args = list(args)
+        if mutates and self.dry_run:
+            self.show(args, "would run:")
+            return subprocess.CompletedProcess(args, 0, b"", b"")
+        if self.verbose:
+            self.show(args)
+        self.calls += 1
+        stdin = stdin_file if stdin_file is not None else subprocess.DEVNULL
+        result = self.execute(args, stdin, stdout, stderr)
+        if check and result.returncode != 0:
+            raise command_failure(args, result.stderr)
+        return result
+
+    def popen(self, args: Sequence[str], **kwargs) -> subprocess.Popen:
+        """For streams (dumps, copies); the caller owns the process."""
+        args = list(args)
+        if self.verbose:
+            self.show(args)
+        self.calls += 1
+        kwargs.setdefault("cwd", self.cwd)
+        return self.spawn(args, **kwargs)
+
+    # The two places a process is really started (a test runner replaces just these).
+
+    def execute(self, args: list[str], stdin, stdout, stderr) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(args, cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr)
+        except FileNotFoundError:
+            raise not_installed(args[0]) from None
+
+    def spawn(self, args: list[str], **kwargs) -> subprocess.Popen:
+        try:
+            return subprocess.Popen(args, **kwargs)
+        except FileNotFoundError:
+            raise not_installed(args[0]) from None
+
+
+def not_installed(program: str) -> Failure:
+    return Failure(f"{program} is not installed (or not on PATH)",
+                   "Install Docker (with Compose) and run again")
+
+
+def command_failure(args: Sequence[str], stderr: bytes | str | None) -> Failure:
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
+    if any(s in text for s in DAEMON_DOWN):
+        return daemon_failure()
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "no error output"
+    words = args[:3] if args[:2] == ["docker", "compose"] else args[:2]
+    return Failure(f"`{' '.join(words)}` failed: {last}",
+                   "Run again with -v (V=1) to see every command")

@@ -1,0 +1,102 @@
+"""The database service's life: start it (`compose up -d`) and wait until it is healthy, stop the
+containers that use a volume, clear away helper containers a killed run left, and insist that
+the service is running before a command talks to it. Stops and starts containers; never touches
+a volume.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from .docker import Container, container_state
+from .errors import Failure
+from .kit import Kit
+from .messages import info
+from .volumes import Volume
+
+
+def service_logs(kit: Kit, lines: int = 20) -> list[str]:
+    result = kit.compose("logs", "--no-color", "--tail", str(lines), kit.project.service,
+                         check=False)
+    text = (result.stdout or b"").decode(errors="replace")
+    return ["  | " + line for line in text.rstrip().splitlines()[-lines:]]
+
+
+def start_service(kit: Kit) -> None:
+    """`compose up -d` the database service (its own output shows) and wait for health."""
+    result = kit.compose("up", "-d", kit.project.service, mutates=True, stdout=None,
+                         stderr=None, check=False)
+    if result.returncode != 0:
+        raise Failure(f"`{' '.join(kit.compose.command)} up` failed (its output is above)",
+                      "Fix what it says and run again; `make db-info` shows the state")
+    if not kit.runner.dry_run:
+        wait_healthy(kit, kit.settings.up_timeout)
+
+
+def wait_healthy(kit: Kit, timeout: int) -> Container:
+    """Waits until the service's health check passes (or, without one, pg_isready does)."""
+    deadline = time.monotonic() + timeout
+    container = None
+    while container is None:
+        container = kit.service_container()
+        if container is None and time.monotonic() > deadline:
+            raise Failure(f"no container of service {kit.project.service!r} appeared",
+                          "Run `make db-up` again with V=1 to see the compose commands")
+        if container is None:
+            time.sleep(0.5)
+    info(f"waiting for {container.name} to become healthy (up to {timeout}s)")
+    while True:
+        state = container_state(kit.runner, container.id)
+        health = (state.get("Health") or {}).get("Status")
+        if health == "healthy":
+            return container
+        # The service's own health check is the judge when it has one (an app may wait on it
+        # with depends_on: service_healthy); without one, pg_isready over TCP.
+        if health is None and state.get("Status") == "running":
+            probe = kit.runner(["docker", "exec", container.id, "pg_isready", "-h", "127.0.0.1",
+                             "-p", "5432", "-q"], check=False)
+            if probe.returncode == 0:
+                return container
+        if state.get("Status") in ("exited", "dead") or state.get("Restarting"):
+            raise Failure(f"{container.name} stopped while starting (exit code "
+                          f"{state.get('ExitCode')})",
+                          "The last log lines are above; `make db-info` may name the cause",
+                          details=service_logs(kit))
+        if time.monotonic() > deadline:
+            raise Failure(f"{container.name} did not become healthy within {timeout}s "
+                          f"(state: {state.get('Status')}, health: {health or 'none'})",
+                          "The last log lines are above; `make db-logs` shows more, and "
+                          "DBGUARD_UP_TIMEOUT in .env gives a slow server more time",
+                          details=service_logs(kit))
+        time.sleep(0.5)
+
+
+# A container in one of these states may write to its volumes.
+RUNNING_STATES = ("running", "restarting", "paused")
+
+
+def remove_leftover_helpers(kit: Kit, volumes: Iterable[Volume]) -> None:
+    """A killed dbguard command can leave its throwaway container running (docker keeps a
+    container going when its client dies). The kit's lock says no command of ours is running,
+    so such a container must not keep writing while the volume is worked on again. Callers
+    act on `Volume.users` from here on, which never counts helpers."""
+    leftovers = {c.id: c for v in volumes for c in v.used_by if c.helper}
+    if leftovers:
+        info("removing leftover dbguard helper containers of an interrupted run: "
+             + ", ".join(c.name for c in leftovers.values()))
+        kit.runner(["docker", "rm", "-f", *leftovers], mutates=True)
+
+
+def stop_containers(kit: Kit, containers: list[Container]) -> None:
+    running = [c for c in containers if c.state in RUNNING_STATES]
+    if running:
+        info("stopping " + ", ".join(c.name for c in running))
+        kit.runner(["docker", "stop", *[c.id for c in running]], mutates=True)
+
+
+def require_running(kit: Kit) -> Container:
+    container = kit.service_container()
+    if container is None or container.state != "running":
+        raise Failure(f"the {kit.project.service!r} service is not running",
+                      "Start it with `make db-up` and run again")
+    return container

@@ -1,0 +1,74 @@
+"""A command's output streamed into a file that counts only once it is whole: the output goes to
+a hidden `.partial` file (hashed on the way, optionally read back by a second command at the
+same time), and the caller checks it before it is renamed to its final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from .errors import Failure
+from .files import StreamToFile
+from .messages import Progress
+from .runner import Runner, command_failure
+
+
+def _drain(stream, into: list[bytes]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: into.append(stream.read()), daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
+                  mode: int = 0o600, checksum: bool = True,
+                  reader_argv: list[str] | None = None) -> Iterator[StreamToFile]:
+    """Runs argv and streams its stdout into `final`'s partial file. The with-block gets the
+    written (not yet committed) file once the command succeeded, to check it; raising there
+    discards it, and leaving the block commits it (fsync, checksum, rename). With
+    `reader_argv`, every byte is also fed to that command as it arrives, and it must exit 0:
+    the file is read back whole while it is being written, not afterwards."""
+    out = StreamToFile(final, mode)
+    procs: list[subprocess.Popen] = []
+    try:
+        proc = runner.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+        procs.append(proc)
+        errors: list[bytes] = []
+        threads = [_drain(proc.stderr, errors)]
+        reader, reader_errors = None, []
+        if reader_argv:
+            reader = runner.popen(reader_argv, stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            procs.append(reader)
+            threads.append(_drain(reader.stderr, reader_errors))
+            out.tee = reader.stdin
+        progress = Progress(label)
+        try:
+            out.pump(proc.stdout, progress)
+        finally:
+            progress.close()
+            code = proc.wait()
+            if reader:
+                with contextlib.suppress(BrokenPipeError):
+                    reader.stdin.close()
+                reader.wait()
+            for thread in threads:
+                thread.join()
+        if code != 0:
+            raise command_failure(argv, b"".join(errors))
+        if reader and reader.returncode != 0:
+            last = b"".join(reader_errors).decode(errors="replace").strip().splitlines()
+            raise Failure(f"the output does not read back whole ({last[-1] if last else ''})",
+                          "Nothing was kept; run again")
+        yield out
+        out.commit(checksum=checksum)
+    except BaseException:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        out.discard()
+        raise

@@ -1,0 +1,348 @@
+"""The exact docker and compose argument lists of every command that changes state: compose up
+and stop, the copy and snapshot containers, pg_dump, pg_restore and psql, stopping and removing
+containers, and (re)creating volumes. A runner that records calls stands in for Docker; the
+Runner's own dry-run and verbose logic stays real. The real-Docker tier runs the same code."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import db_down
+from dbguard.backup_check import CheckedBackup
+from dbguard.compose import Compose, Project
+from dbguard.destructive.replace_volume import (COPY_SCRIPT, EMPTY_SCRIPT, copy_volume,
+                                                ensure_volume, put_snapshot_back)
+from dbguard.docker import Container, ImageInfo
+from dbguard.dump_header import DumpFacts
+from dbguard.dumps import take_dump
+from dbguard.errors import Failure
+from dbguard.kit import Kit
+from dbguard.loads import load_backup
+from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
+from dbguard.runner import Runner
+from dbguard.service import remove_leftover_helpers, start_service, stop_containers
+from dbguard.settings import load_settings
+from dbguard.snapshots import TAR_SCRIPT, snapshot_volume
+from dbguard.volumes import Volume
+
+PASSWORD = "pw-never-in-argv"
+HELPER = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
+          "--user", "0:0", "--label", "dbguard.helper=1", "--entrypoint", "/bin/sh"]
+
+
+class FakeProcess:
+    """What Runner.spawn returns in these tests: canned output, a stdin that keeps what it got."""
+
+    def __init__(self, args, stdout=b"", stderr=b"", returncode=0):
+        self.args, self.returncode = args, returncode
+        self.stdout, self.stderr = io.BytesIO(stdout), io.BytesIO(stderr)
+        self.stdin = Sink()
+
+    def wait(self):
+        return self.returncode
+
+    def poll(self):
+        return self.returncode
+
+    def kill(self):
+        pass
+
+    def communicate(self):
+        return self.stdout.read(), self.stderr.read()
+
+
+class Sink(io.BytesIO):
+    def close(self):
+        self.kept = self.getvalue()
+        super().close()
+
+
+class RecordingRunner(Runner):
+    """Records every command; answers from `answers` (first matching prefix), else exit 0."""
+
+    def __init__(self, cwd: Path, dry_run: bool = False):
+        super().__init__(cwd, dry_run=dry_run)
+        self.recorded: list[list[str]] = []
+        self.answers: list[tuple[list[str], dict]] = []
+        self.processes: list[FakeProcess] = []
+
+    def answer(self, prefix: list[str], **reply) -> None:
+        self.answers.append((prefix, reply))
+
+    def _reply(self, args: list[str]) -> dict:
+        self.recorded.append(args)
+        return next((reply for prefix, reply in self.answers if args[:len(prefix)] == prefix),
+                    {})
+
+    def execute(self, args, stdin, stdout, stderr):
+        reply = self._reply(args)
+        return subprocess.CompletedProcess(args, reply.get("returncode", 0),
+                                           reply.get("stdout", b""), reply.get("stderr", b""))
+
+    def spawn(self, args, **kwargs):
+        process = FakeProcess(args, **self._reply(args))
+        self.processes.append(process)
+        return process
+
+
+@pytest.fixture
+def kit(tmp_path) -> Kit:
+    (tmp_path / ".env").write_text(f"COMPOSE_PROJECT_NAME=sumplatform\nDJANGO_DB_NAME=sum_db\n"
+                                   f"DJANGO_DB_USER=sum_user\nDJANGO_DB_PASSWORD={PASSWORD}\n")
+    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
+    settings = load_settings(tmp_path, environ={})
+    runner = RecordingRunner(tmp_path)
+    project = Project(name="sumplatform", name_source=".env", directory=tmp_path, service="db",
+                      image="postgres:15", volume_key="sum_db_data",
+                      volume="sumplatform_sum_db_data", external=False,
+                      mount_target="/var/lib/postgresql/data", service_pgdata=None)
+    compose = Compose(runner, settings, ("docker", "compose"), "2.40.3", "sumplatform")
+    return Kit(settings, runner, compose, project,
+               ImageInfo("postgres:15", True, 15, "/var/lib/postgresql/data"))
+
+
+def compose_args(kit: Kit, *rest: str) -> list[str]:
+    root = kit.settings.root
+    return ["docker", "compose", "-f", f"{root}/docker-compose.yml", "--project-directory",
+            str(root), "--env-file", f"{root}/.env", "-p", "sumplatform", *rest]
+
+
+def no_password_in_any_argv(kit: Kit) -> None:
+    assert not [a for a in kit.runner.recorded if any(PASSWORD in x for x in a)]
+
+
+def container(cid: str, state: str = "running", project: str = "sumplatform",
+              helper: bool = False) -> Container:
+    return Container(cid, f"{project}-{cid}", state, "", "", project, "db", [], "", helper)
+
+
+def test_compose_up_starts_only_the_database_service_pinned_to_the_project(kit):
+    ps = "\t".join(["c1", "sumplatform-db-1", "running", "Up", "", "sumplatform", "db", "", "",
+                    "sumplatform_sum_db_data"])
+    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+    kit.runner.answer(["docker", "inspect"],
+                      stdout=json.dumps({"Status": "running", "Health": {"Status": "healthy"}})
+                      .encode())
+    start_service(kit)
+    up, ps_call, inspect = kit.runner.recorded
+    assert up == compose_args(kit, "up", "-d", "db")
+    assert ps_call[:3] == ["docker", "ps", "-a"]
+    assert inspect == ["docker", "inspect", "--format", "{{json .State}}", "c1"]
+    no_password_in_any_argv(kit)
+
+
+def test_db_down_stops_only_the_database_service(kit, monkeypatch):
+    monkeypatch.setattr(db_down, "open_kit", lambda args: kit)
+    assert db_down.main([]) == 0
+    assert kit.runner.recorded == [compose_args(kit, "stop", "db")]
+
+
+def test_a_dry_run_shows_compose_up_and_stop_and_runs_neither(kit, monkeypatch, capsys):
+    kit.runner.dry_run = True
+    start_service(kit)
+    monkeypatch.setattr(db_down, "open_kit", lambda args: kit)
+    db_down.main(["--dry-run"])
+    assert kit.runner.recorded == []
+    err = capsys.readouterr().err
+    assert "would run: docker compose -f" in err
+    assert err.count("would run:") == 2 and " up -d db\n" in err and " stop db\n" in err
+
+
+def test_the_copy_container_mounts_the_source_read_only_and_runs_the_copy_script(kit):
+    copy_volume(kit, Volume("tradesite_sum_db_data", size=1 << 20), "sumplatform_sum_db_data")
+    assert kit.runner.recorded == [HELPER + [
+        "--mount", "type=volume,source=tradesite_sum_db_data,target=/from,readonly",
+        "--mount", "type=volume,source=sumplatform_sum_db_data,target=/to",
+        "postgres:15", "-c", COPY_SCRIPT, "dbguard"]]
+    # The script marks and empties the target before it copies, in that order.
+    marks, empties, copies = (COPY_SCRIPT.index(s) for s in
+                              ("touch /to/.dbguard-incomplete", "-exec rm -rf", "cp -a"))
+    assert marks < empties < copies
+
+
+def test_a_copy_container_that_fails_is_a_failure_naming_docker_run(kit):
+    kit.runner.answer(HELPER, returncode=1, stderr=b"cp: write error: No space left on device")
+    with pytest.raises(Failure) as err:
+        copy_volume(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data")
+    assert err.value.message == "`docker run` failed: cp: write error: No space left on device"
+
+
+def snapshot_stream(tmp_path: Path) -> tuple[bytes, str]:
+    """A tar stream of a small cluster folder, and the manifest the volume side would print."""
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    (folder / "PG_VERSION").write_text("15\n")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(folder, arcname=".")
+    data = buffer.getvalue()
+    archive_path = tmp_path / "a.tar"
+    archive_path.write_bytes(data)
+    stat_lines, sums = [], []
+    for path, entry in tar_manifest(archive_path).items():
+        if entry[0] == "d":
+            stat_lines.append(f"directory|{entry[1]}|{entry[2]}|{entry[3]}|4096|0|{path}")
+        else:
+            stat_lines.append(f"regular file|{entry[1]}|{entry[2]}|{entry[3]}|{entry[4]}|"
+                              f"{entry[5]}|{path}")
+            sums.append(f"{entry[6]}  {path}")
+    return data, "\n".join(["== /m", *stat_lines, "-- sums", *sums, "-- links"]) + "\n"
+
+
+def test_the_snapshot_container_reads_the_volume_read_only_and_is_checked_file_by_file(
+        kit, tmp_path):
+    data, manifest = snapshot_stream(tmp_path)
+    kit.runner.answer(HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,"
+                                "target=/v,readonly"], stdout=data)
+    kit.runner.answer(HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,"
+                                "target=/m,readonly"], stdout=manifest.encode())
+    path = snapshot_volume(kit, Volume("sumplatform_sum_db_data", size=4096))
+    tar, check = kit.runner.recorded
+    assert tar == HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,target=/v,"
+                            "readonly", "postgres:15", "-c", TAR_SCRIPT, "dbguard"]
+    assert check == HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,target=/m,"
+                              "readonly", "postgres:15", "-c", MANIFEST_SCRIPT, "dbguard", "/m"]
+    assert path.read_bytes() == data and path.with_name(path.name + ".sha256").exists()
+
+
+def test_a_snapshot_that_differs_from_the_volume_is_not_kept(kit, tmp_path):
+    data, manifest = snapshot_stream(tmp_path)
+    kit.runner.answer(HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,"
+                                "target=/v,readonly"], stdout=data)
+    kit.runner.answer(HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,"
+                                "target=/m,readonly"],
+                      stdout=manifest.replace("|15\n", "|16\n").replace("  ./PG_VERSION",
+                                                                         "x  ./PG_VERSION")
+                      .encode())
+    with pytest.raises(Failure) as err:
+        snapshot_volume(kit, Volume("sumplatform_sum_db_data", size=4096))
+    assert err.value.message.startswith("the snapshot of sumplatform_sum_db_data differs from "
+                                        "the volume (differs ./PG_VERSION")
+    assert list((kit.settings.backup_dir / "volumes").iterdir()) == []
+
+
+def test_pg_dump_runs_in_the_container_over_its_socket_and_is_read_back_as_it_is_written(kit):
+    body = b"PGDMP" + os.urandom(4096)
+    dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
+                        "--format", "c", "-Z", "1")
+    kit.runner.answer(dump, stdout=body)
+    path = take_dump(kit, "custom", tag="pre-restore", extra=("-Z", "1"))
+    assert kit.runner.recorded == [dump, compose_args(kit, "exec", "-T", "db", "pg_restore",
+                                                      "-f", "/dev/null")]
+    dumper, reader = kit.runner.processes
+    assert reader.stdin.kept == body, "every byte written was read back by pg_restore"
+    assert path.read_bytes() == body and path.name.endswith("_pre-restore.dump")
+    no_password_in_any_argv(kit)
+
+
+def test_plain_pg_dump_has_no_reader_and_needs_its_trailer(kit):
+    dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
+                        "--format", "p")
+    kit.runner.answer(dump, stdout=b"--\n-- PostgreSQL database dump\n--\nCREATE TABLE t();\n")
+    with pytest.raises(Failure) as err:
+        take_dump(kit, "plain")
+    assert kit.runner.recorded == [dump]
+    assert err.value.message == "the dump has no completion trailer (pg_dump stopped early)"
+    assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept, not even a partial"
+
+
+def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_container(
+        kit, tmp_path):
+    dump = tmp_path / "sum_db_20251215_124427.dump"
+    dump.write_bytes(b"PGDMP")
+    backup = CheckedBackup(dump, DumpFacts("custom", "sum_db", "15.1", "15.1"), True)
+    load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
+    inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
+    jobs = str(max(1, min(4, os.cpu_count() or 1)))
+    assert kit.runner.recorded == [
+        ["docker", "cp", str(dump), f"c1:{inside}"],
+        compose_args(kit, "exec", "-T", "db", "pg_restore", "-U", "sum_user", "-d",
+                     "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside),
+        ["docker", "exec", "c1", "rm", "-f", inside]]
+
+
+def test_a_failed_pg_restore_still_removes_its_copy_in_the_container(kit, tmp_path):
+    dump = tmp_path / "x.dump"
+    dump.write_bytes(b"PGDMP")
+    kit.runner.answer(compose_args(kit, "exec"), returncode=1,
+                      stderr=b'pg_restore: error: role "app" does not exist')
+    backup = CheckedBackup(dump, DumpFacts("custom", "sum_db", "15.1", "15.1"), True)
+    with pytest.raises(Failure) as err:
+        load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
+    assert err.value.message == 'loading x.dump failed: pg_restore: error: role "app" does not ' \
+                                'exist'
+    assert kit.runner.recorded[-1][:4] == ["docker", "exec", "c1", "rm"]
+
+
+def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transaction(
+        kit, tmp_path):
+    dump = tmp_path / "sum_db_20251215_124427.sql"
+    dump.write_text("SELECT 1;\n")
+    backup = CheckedBackup(dump, DumpFacts("plain", None, "15.1", "15.1"), True)
+    load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
+    assert kit.runner.recorded == [compose_args(
+        kit, "exec", "-T", "db", "psql", "-X", "-q", "-U", "sum_user", "-d",
+        "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-")]
+
+
+def test_only_running_containers_are_stopped_and_only_helpers_removed(kit):
+    stop_containers(kit, [container("run"), container("gone", state="exited"),
+                          container("paused", state="paused")])
+    helper, app = container("h1", project="", helper=True), container("app")
+    remove_leftover_helpers(kit, [Volume("sumplatform_sum_db_data", used_by=[helper, app])])
+    assert kit.runner.recorded == [["docker", "stop", "run", "paused"],
+                                   ["docker", "rm", "-f", "h1"]]
+
+
+LABELS = ["--label", "com.docker.compose.project=sumplatform", "--label",
+          "com.docker.compose.volume=sum_db_data", "--label",
+          "com.docker.compose.version=2.40.3"]
+
+
+def test_a_new_target_volume_is_created_with_the_labels_compose_gives_its_own(kit):
+    ensure_volume(kit, Volume("sumplatform_sum_db_data", exists=False))
+    assert kit.runner.recorded == [["docker", "volume", "create", *LABELS,
+                                    "sumplatform_sum_db_data"]]
+
+
+def test_an_unlabelled_target_is_recreated_with_labels_after_its_stopped_users_go(kit):
+    old = container("c9", state="exited")
+    ensure_volume(kit, Volume("sumplatform_sum_db_data", labels={}, used_by=[old]))
+    assert kit.runner.recorded == [
+        ["docker", "rm", "c9"], ["docker", "volume", "rm", "sumplatform_sum_db_data"],
+        ["docker", "volume", "create", *LABELS, "sumplatform_sum_db_data"]]
+
+
+def test_a_target_another_project_refers_to_keeps_its_labels(kit):
+    ensure_volume(kit, Volume("sumplatform_sum_db_data", labels={},
+                              used_by=[container("x", project="other")]))
+    assert kit.runner.recorded == []
+
+
+def test_undoing_into_a_volume_that_did_not_exist_removes_it_and_otherwise_empties_it(kit):
+    put_snapshot_back(kit, Volume("sumplatform_sum_db_data", exists=False), None)
+    put_snapshot_back(kit, Volume("sumplatform_sum_db_data"), None)
+    assert kit.runner.recorded == [
+        ["docker", "volume", "rm", "sumplatform_sum_db_data"],
+        HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,target=/to",
+                  "postgres:15", "-c", EMPTY_SCRIPT, "dbguard"]]
+
+
+def test_only_the_destructive_modules_drop_rename_or_empty_anything():
+    package = Path(__file__).resolve().parents[2] / "scripts" / "dbguard"
+    primitives = ("DROP DATABASE", "RENAME TO", "rm -rf", '"volume", "rm"', ".unlink()")
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        found = [p for p in primitives if p in text]
+        if path.parent.name == "destructive" or path.name == "files.py":
+            continue
+        assert not found, f"{path.relative_to(package)} holds {found}: it belongs in destructive/"
+    files = (package / "files.py").read_text()
+    assert files.count(".unlink()") == 1 and "self.partial.unlink()" in files, \
+        "files.py removes only its own partial file"
