@@ -9,8 +9,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-on = $(if $(filter 1 y yes true,$($(1))),$(2))
-arg = $(if $($(1)),$(2) '$(subst ','\'',$($(1)))')
+# What you type after `make db-x` reaches the script as data, never as code: the values are
+# taken unexpanded ($(value)), single-quoted for the shell, and kept out of the recipes'
+# environment (make would expand an exported `$(shell ...)` there). The scripts then refuse a
+# value that is not what it should be.
+FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP SIZE_MB
+unexport $(FLAGS)
+on = $(if $(filter 1 y yes true,$(value $(1))),$(2))
+arg = $(if $(value $(1)),$(2) '$(subst ','\'',$(value $(1)))')
 COMMON = $(call on,V,--verbose) $(call on,DRY_RUN,--dry-run)
 
 .PHONY: help db-up db-down db-info db-migrate-volume db-dump db-restore db-backups db-prune \
