@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .errors import Failure
 from .messages import Progress
 
 
@@ -54,9 +55,27 @@ def read_checksum(path: Path) -> str | None:
 
 
 def private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """The folder, created owner-only when it is missing. One that exists keeps its mode: it
+    may be shared (a 1777 /tmp), and it is not the kit's to change. It must be writable."""
+    try:
+        if not path.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # made meanwhile: then it is not ours
+                path.mkdir(mode=0o700)
+                os.chmod(path, 0o700)  # whatever the umask says
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise folder_failure(path, exc) from None
     return path
+
+
+def folder_failure(path: Path, exc: OSError) -> Failure:
+    why = "a file stands where a folder should be" \
+        if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or str(exc)
+    return Failure(f"cannot write in {path} ({why})",
+                   "Make it writable, or point DBGUARD_BACKUP_DIR in .env elsewhere; nothing "
+                   "was changed")
 
 
 class StreamToFile:

@@ -16,7 +16,7 @@ from typing import Iterable
 from .compose import Compose, Project, load_project
 from .docker import Container, ImageInfo, inspect_image, list_containers
 from .errors import Refusal
-from .files import private_dir
+from .files import folder_failure, private_dir
 from .runner import Runner, command_failure
 from .settings import KIT_ROOT, Settings, load_settings
 from .volumes import Volume, find_volumes
@@ -66,9 +66,12 @@ def kit_lock(kit: Kit, what: str):
     if kit.runner.dry_run:
         yield
         return
-    private_dir(settings.backup_dir)
-    path = settings.backup_dir / ".dbguard.lock"
-    with open(path, "a+") as handle:
+    path = private_dir(settings.backup_dir) / ".dbguard.lock"
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise folder_failure(settings.backup_dir, exc) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -31,9 +31,10 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
     discards it, and leaving the block commits it (fsync, checksum, rename). With
     `reader_argv`, every byte is also fed to that command as it arrives, and it must exit 0:
     the file is read back whole while it is being written, not afterwards."""
-    out = StreamToFile(final, mode)
     procs: list[subprocess.Popen] = []
+    out = None
     try:
+        out = StreamToFile(final, mode)
         proc = runner.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
         procs.append(proc)
@@ -49,6 +50,11 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
         progress = Progress(label)
         try:
             out.pump(proc.stdout, progress)
+        except BaseException:
+            # First end the writers: waiting for a command blocked on a full pipe that nobody
+            # reads any more (the disk filled up, say) would wait forever.
+            _kill(procs)
+            raise
         finally:
             progress.close()
             code = proc.wait()
@@ -66,9 +72,21 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
                           "Nothing was kept; run again")
         yield out
         out.commit(checksum=checksum)
+    except OSError as exc:  # writing the file failed: a full disk, a folder gone read-only
+        _kill(procs)
+        if out:
+            out.discard()
+        raise Failure(f"writing {final} failed ({exc.strerror or exc})",
+                      f"Nothing was kept; free space in {final.parent} (or fix its "
+                      "permissions) and run again") from None
     except BaseException:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-        out.discard()
+        _kill(procs)
+        if out:
+            out.discard()
         raise
+
+
+def _kill(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()

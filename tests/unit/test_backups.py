@@ -12,8 +12,8 @@ from dbguard.backup_check import check_backup
 from dbguard.backups import BACKUP_RE, Backup, list_backups
 from dbguard.destructive.replace_database import scratch_names
 from dbguard.dump_header import read_dump_header
-from dbguard.errors import Refusal, UsageError
-from dbguard.files import StreamToFile, sha256_file, write_checksum
+from dbguard.errors import Failure, Refusal, UsageError
+from dbguard.files import StreamToFile, private_dir, sha256_file, write_checksum
 from dbguard.loads import report_tables
 from dbguard.manifests import manifest_differences, parse_manifests, tar_manifest
 from dbguard.volumes import INCOMPLETE_MARKER
@@ -203,3 +203,63 @@ def test_an_unreadable_checksum_file_is_refused(tmp_path):
     assert err.value.line() == ("ERROR: sum_db_20251215_124427.dump.sha256 cannot be read as a "
                                 "checksum. Pick another backup (`make db-backups`); nothing was "
                                 "changed")
+
+
+def test_a_folder_the_kit_creates_is_owner_only(tmp_path):
+    made = private_dir(tmp_path / "a" / "backups")
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def test_an_existing_shared_folder_keeps_its_mode(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    private_dir(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777, "not the kit's folder to change"
+
+
+def test_a_folder_that_cannot_be_written_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(Failure) as err:
+        private_dir(tmp_path / "file" / "backups")
+    assert err.value.line() == (
+        f"ERROR: cannot write in {tmp_path / 'file' / 'backups'} (a file stands where a folder "
+        "should be). Make it writable, or point DBGUARD_BACKUP_DIR in .env elsewhere; nothing "
+        "was changed")
+
+
+def test_a_full_disk_ends_the_dump_at_once_and_keeps_nothing(tmp_path, monkeypatch):
+    """The writer (here a real process with 64 MiB to write) is ended when the file cannot take
+    more, instead of being waited for while it blocks on a pipe that nobody reads."""
+    import errno
+    import subprocess
+    import sys
+    import threading
+
+    from dbguard.runner import Runner
+    from dbguard.streams import streamed_file
+
+    def full(self, chunk):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(StreamToFile, "write", full)
+    final = tmp_path / "sum_db_20251215_124427.dump"
+    writer = [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'x' * (64 << 20))"]
+    outcome = {}
+
+    def dump():
+        try:
+            with streamed_file(Runner(tmp_path), writer, final, "dumping"):
+                pass
+        except Failure as exc:
+            outcome["error"] = exc.line()
+
+    thread = threading.Thread(target=dump, daemon=True)
+    thread.start()
+    thread.join(300)  # a bound for the old hang only; the fixed code returns at once
+    assert not thread.is_alive(), "the dump hung on a full disk"
+    assert outcome["error"] == (
+        f"ERROR: writing {final} failed (No space left on device). Nothing was kept; free "
+        f"space in {tmp_path} (or fix its permissions) and run again")
+    assert list(tmp_path.iterdir()) == []
+    assert not subprocess.run(["pgrep", "-f", "b'x' \\* \\(64"], capture_output=True).stdout
