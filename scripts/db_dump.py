@@ -23,7 +23,7 @@ from dbguard.backups import FORMAT_EXT
 from dbguard.cli import entrypoint, parser
 from dbguard.dumps import dump_command, take_dump
 from dbguard.errors import EXIT_OK
-from dbguard.kit import open_kit
+from dbguard.kit import kit_lock, open_kit
 from dbguard.messages import info
 from dbguard.service import require_running
 
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         info(f"dry run: would write {kit.settings.backup_dir}/{kit.settings.db_name}_"
                f"<time>.{FORMAT_EXT[fmt]}")
         return EXIT_OK
-    path = take_dump(kit, fmt)
+    with kit_lock(kit, "db-dump"):
+        path = take_dump(kit, fmt)
     print(path)
     return EXIT_OK
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import sys
 
 from dbguard.cli import entrypoint, parser
-from dbguard.destructive.delete_backups import delete, plan_prune
+from dbguard.destructive.delete_backups import check_keep, delete, plan_prune
 from dbguard.errors import EXIT_OK
+from dbguard.kit import backup_folder_lock
 from dbguard.messages import confirm, detail, headline, info, success
 from dbguard.settings import load_settings
 
@@ -27,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=int, metavar="N", help="how many of the newest to keep")
     args = ap.parse_args(argv)
     settings = load_settings()
-    plan = plan_prune(settings, settings.backup_keep if args.keep is None else args.keep)
+    keep = check_keep(settings.backup_keep if args.keep is None else args.keep)
+    with backup_folder_lock(settings, "db-prune", args.dry_run):
+        return prune(settings, keep, args)
+
+
+def prune(settings, keep: int, args) -> int:
+    plan = plan_prune(settings, keep)
     total = len(plan.backups)
     if not plan.files:
         info(f"nothing to remove: {total} backup(s), keeping {plan.keep}")

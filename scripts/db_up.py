@@ -24,7 +24,7 @@ import sys
 from dbguard.cli import entrypoint, parser
 from dbguard.diagnosis import diagnose
 from dbguard.docker import inspect_image
-from dbguard.errors import EXIT_OK, Refusal
+from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.kit import open_kit
 from dbguard.messages import info, success, warning
 from dbguard.service import start_service
@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p = kit.project
     if not kit.image.present:
         info(f"pulling {p.image} (not present locally)")
-        kit.compose("pull", p.service, mutates=True, stdout=None, stderr=None)
+        pulled = kit.compose("pull", p.service, mutates=True, stdout=None, stderr=None,
+                             check=False)
+        if pulled.returncode != 0:  # Compose printed why, right above
+            raise Failure(f"`{' '.join(kit.compose.command)} pull` failed (its output is above)",
+                          f"Make the image {p.image} available (check its name, or build or "
+                          "load it) and run again; nothing was started")
         kit = kit.with_image(inspect_image(kit.runner, p.image))
     volumes = kit.scan()
     problems, _ = diagnose(p, kit.image, volumes)

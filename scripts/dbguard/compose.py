@@ -185,10 +185,14 @@ def project_from_model(model: dict, name: str, source: str, directory: Path,
                          f" at {mount.get('target')}), not a named volume",
                          "dbguard guards named volumes; declare one under `volumes:` as the "
                          "kit's docker-compose.yml does")
+    image = str(service.get("image") or "")
+    if image.startswith("-"):  # it would reach docker as an option
+        raise UsageError(f"{where} names the image {image!r}, which starts with '-'",
+                         "Fix the image name in the compose file (or DB_IMAGE in .env)")
     key = mount["source"]
     spec = (model.get("volumes") or {}).get(key) or {}
     external = bool(spec.get("external"))
     volume = spec.get("name") or (key if external else f"{name}_{key}")
     return Project(name=name, name_source=source, directory=directory, service=service_name,
-                   image=str(service.get("image") or ""), volume_key=key, volume=volume,
+                   image=image, volume_key=key, volume=volume,
                    external=external, mount_target=mount["target"], service_pgdata=pgdata)

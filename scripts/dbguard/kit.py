@@ -59,11 +59,16 @@ def open_kit(args: argparse.Namespace, root: Path = KIT_ROOT) -> Kit:
     return Kit(settings, runner, compose.for_project(project.name), project, image)
 
 
-@contextlib.contextmanager
 def kit_lock(kit: Kit, what: str):
     """One data-changing dbguard command at a time per kit (a dry run takes no lock)."""
-    settings = kit.settings
-    if kit.runner.dry_run:
+    return backup_folder_lock(kit.settings, what, kit.runner.dry_run)
+
+
+@contextlib.contextmanager
+def backup_folder_lock(settings: Settings, what: str, dry_run: bool = False):
+    """The lock itself, on a file in the backup folder: commands that change data, and those
+    that write or delete files in that folder (db-dump, db-prune), take it."""
+    if dry_run:
         yield
         return
     path = private_dir(settings.backup_dir) / ".dbguard.lock"

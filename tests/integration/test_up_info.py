@@ -118,15 +118,18 @@ def test_postgres_18_mount_path_is_explained_not_crash_looped(kit):
         docker("image", "rm", tag, check=False)
 
 
+@pytest.mark.parametrize("flavor", ["v2"])  # the wait is the kit's own, not Compose's
 def test_a_server_that_never_gets_healthy_fails_with_its_log(kit):
+    """The health check always fails. The kit waits DBGUARD_UP_TIMEOUT, the same bound every
+    other test gives a server to start (so its log says it is ready by then, however busy
+    the machine), and fails with the timeout and the server's own log."""
     compose = kit.root / "docker-compose.yml"
     compose.write_text(compose.read_text().replace(
         '"pg_isready -h 127.0.0.1', '"echo never >&2; exit 1; pg_isready -h 127.0.0.1'))
-    kit.write_env(DBGUARD_UP_TIMEOUT="4")
+    timeout = kit.env_values["DBGUARD_UP_TIMEOUT"]
     r = kit.script("db_up")
     assert r.returncode == 1, shown(r)
-    assert "did not become healthy within 4s (state: running, health: starting" in r.stderr \
-        or "did not become healthy within 4s (state: running, health: unhealthy" in r.stderr
+    assert f"did not become healthy within {timeout}s (state: running, health: " in r.stderr
     assert "  | " in r.stderr and "ready to accept connections" in r.stderr, "its log is shown"
 
 

@@ -346,3 +346,52 @@ def test_only_the_destructive_modules_drop_rename_or_empty_anything():
     files = (package / "files.py").read_text()
     assert files.count(".unlink()") == 1 and "self.partial.unlink()" in files, \
         "files.py removes only its own partial file"
+
+
+def test_db_dump_waits_its_turn_behind_a_command_that_changes_data(kit, monkeypatch):
+    import db_dump
+    from dbguard.errors import EXIT_REFUSED
+    from dbguard.kit import kit_lock
+
+    monkeypatch.setattr(db_dump, "open_kit", lambda args: kit)
+    monkeypatch.setattr(db_dump, "require_running", lambda kit: container("c1"))
+    with kit_lock(kit, "db-restore"):
+        assert db_dump.main([]) == EXIT_REFUSED
+    assert kit.runner.recorded == [], "no pg_dump started"
+
+
+def test_db_prune_waits_its_turn_and_deletes_nothing_meanwhile(kit, monkeypatch, capsys):
+    import db_prune
+    from dbguard.errors import EXIT_REFUSED
+    from dbguard.kit import kit_lock
+
+    folder = kit.settings.backup_dir
+    folder.mkdir()
+    names = [f"sum_db_2025121{i}_124427.dump" for i in range(3)]
+    for name in names:
+        (folder / name).write_bytes(b"PGDMP")
+    monkeypatch.setattr(db_prune, "load_settings", lambda: kit.settings)
+    with kit_lock(kit, "db-restore"):
+        assert db_prune.main(["--keep", "1", "--yes"]) == EXIT_REFUSED
+    assert capsys.readouterr().err.startswith(
+        "ERROR: another dbguard command is changing data (db-restore, pid ")
+    assert sorted(p.name for p in folder.glob("*.dump")) == names
+    assert db_prune.main(["--keep", "1", "--yes"]) == 0
+    assert [p.name for p in folder.glob("*.dump")] == [names[-1]]
+
+
+def test_an_image_that_cannot_be_pulled_is_one_error_pointing_at_composes_output(
+        kit, monkeypatch, capsys):
+    import dataclasses
+
+    import db_up
+
+    absent = dataclasses.replace(kit, image=ImageInfo("postgres:15", False, 15, None))
+    monkeypatch.setattr(db_up, "open_kit", lambda args: absent)
+    monkeypatch.setattr(db_up, "init_env_file", lambda: False)
+    kit.runner.answer(compose_args(kit, "pull"), returncode=1)
+    assert db_up.main([]) == 1
+    assert kit.runner.recorded == [compose_args(kit, "pull", "db")]
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "ERROR: `docker compose pull` failed (its output is above). Make the image postgres:15 "
+        "available (check its name, or build or load it) and run again; nothing was started")

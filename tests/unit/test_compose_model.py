@@ -134,3 +134,11 @@ def test_pg_major_from_image_tags():
     assert [pg_major_from_tag(t) for t in (
         "postgres:17", "postgres:16-alpine", "postgres:15.4", "postgres", "x/y:latest",
         "localhost:5000/postgres:14")] == [17, 16, 15, None, None, 14]
+
+
+def test_an_image_name_that_docker_would_take_for_an_option_is_refused():
+    with pytest.raises(UsageError) as err:
+        load(model({"db": pg(image="--help")}))
+    assert err.value.line() == (
+        "ERROR: service 'db' names the image '--help', which starts with '-'. Fix the image name "
+        "in the compose file (or DB_IMAGE in .env)")

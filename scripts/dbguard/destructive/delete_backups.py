@@ -7,6 +7,7 @@ never touched. The plan is computed first and shown; `delete` removes exactly wh
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,15 @@ class PrunePlan:
         return paired + list(self.stale)
 
 
-def plan_prune(settings: Settings, keep: int) -> PrunePlan:
+def check_keep(keep: int) -> int:
     if keep < 1:
         raise UsageError(f"--keep {keep} would remove every backup",
                          "Keep at least one (KEEP=1); nothing was removed")
+    return keep
+
+
+def plan_prune(settings: Settings, keep: int) -> PrunePlan:
+    check_keep(keep)
     backups = list_backups(settings)
     folder = settings.backup_dir
     cutoff = time.time() - PARTIAL_GRACE_SECONDS
@@ -48,7 +54,9 @@ def plan_prune(settings: Settings, keep: int) -> PrunePlan:
 
 def delete(plan: PrunePlan) -> int:
     """Removes the plan's files; returns how many."""
-    files = plan.files
-    for f in files:
-        f.unlink()
-    return len(files)
+    removed = 0
+    for f in plan.files:
+        with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile: gone anyway
+            f.unlink()
+            removed += 1
+    return removed
