@@ -2,8 +2,10 @@
 """List the backups in backups/, newest first: name, age, size, format, and whether the file
 still matches the checksum written when it was made. Reads only.
 
-Unfinished dumps (hidden .partial files) are never listed as backups; they are counted at the
-end. Volume snapshots (backups/volumes/) are listed after the dumps.
+Safety dumps (taken by db-restore and db-seed before they replace a database) are listed apart:
+db-restore never picks one by itself. Unfinished dumps and snapshots (hidden .partial files)
+are never listed as backups; they are counted at the end. Volume snapshots (backups/volumes/)
+are listed after the dumps.
 
 examples:
   make db-backups
@@ -30,29 +32,43 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     settings = load_settings()
     backups = list_backups(settings)
-    rows = [{"file": str(b.path), "name": b.path.name, "taken": b.taken.isoformat(),
-             "age_seconds": int(b.age), "size_bytes": b.size, "format": b.format,
-             "checksum_ok": b.checksum_ok()} for b in backups]
-    folder = settings.backup_dir
+    rows = [{"file": str(b.path), "name": b.path.name, "database": b.db,
+             "taken": b.taken.isoformat(), "age_seconds": int(b.age), "size_bytes": b.size,
+             "format": b.format, "checksum_ok": b.checksum_ok(), "safety": b.safety}
+            for b in backups]
+    folder, volumes = settings.backup_dir, settings.backup_dir / "volumes"
     partial = sorted(p.name for p in folder.glob(".*.partial")) if folder.is_dir() else []
-    snapshots = sorted((folder / "volumes").glob("*.tar"), reverse=True) \
-        if (folder / "volumes").is_dir() else []
+    snapshots = sorted(volumes.glob("*.tar"), reverse=True) if volumes.is_dir() else []
+    partial_snapshots = sorted(p.name for p in volumes.glob(".*.partial")) \
+        if volumes.is_dir() else []
     if args.json:
-        print(json.dumps({"backups": rows, "unfinished": partial,
-                          "snapshots": [str(s) for s in snapshots]}, indent=2))
+        print(json.dumps({"backups": [r for r in rows if not r["safety"]],
+                          "safety_dumps": [r for r in rows if r["safety"]],
+                          "unfinished": partial, "snapshots": [str(s) for s in snapshots],
+                          "unfinished_snapshots": partial_snapshots}, indent=2))
         return EXIT_OK
-    if not rows:
-        print(f"no backups in {folder} (`make db-dump` takes one)")
-    else:
-        print("\n".join(table([("NAME", "AGE", "SIZE", "FORMAT", "CHECKSUM")] + [
-            (r["name"], human_age(r["age_seconds"]), human_size(r["size_bytes"]),
-             r["format"], STATE[r["checksum_ok"]]) for r in rows])))
+    header = ("NAME", "AGE", "SIZE", "FORMAT", "CHECKSUM")
+
+    def listing(chosen: list[dict]) -> str:
+        return "\n".join(table([header] + [
+            (r["name"], human_age(r["age_seconds"]), human_size(r["size_bytes"]), r["format"],
+             STATE[r["checksum_ok"]]) for r in chosen]))
+
+    own = [r for r in rows if not r["safety"]]
+    safety = [r for r in rows if r["safety"]]
+    print(listing(own) if own else f"no backups in {folder} (`make db-dump` takes one)")
+    if safety:
+        print("\nsafety dumps (taken before a restore or seed replaced the database; never "
+              "restored by default, FILE= restores one):")
+        print(listing(safety))
     for s in snapshots:
         print(f"snapshot: {s.name} ({human_size(s.stat().st_size)})")
     if partial:
         print(f"{len(partial)} unfinished dump(s) (not backups; `make db-prune` removes them)")
+    if partial_snapshots:
+        print(f"{len(partial_snapshots)} unfinished snapshot(s) in {volumes} (not snapshots; "
+              "`make db-prune` removes them)")
     return EXIT_OK
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,6 +14,7 @@ Problems it names, each with a stable code and the commands that fix it:
   INCOMPLETE_COPY          the active volume holds an interrupted db-migrate-volume copy
   PROJECT_NAME_NOT_LOCKED  the project name comes from the directory name
   BACKUP_STALE             the newest dump is older than DBGUARD_BACKUP_MAX_AGE_DAYS
+  DATABASE_CLOSED          an interrupted restore left the database closed to connections
 
 examples:
   make db-info
@@ -28,7 +29,7 @@ import sys
 
 from dbguard.backups import backup_summary, render_backup_summary
 from dbguard.cli import entrypoint, parser
-from dbguard.diagnosis import backup_problems, diagnose
+from dbguard.diagnosis import backup_problems, database_findings, diagnose
 from dbguard.errors import EXIT_FAILED, EXIT_OK
 from dbguard.kit import Kit, open_kit
 from dbguard.messages import human_size, plural
@@ -47,6 +48,8 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     container = kit.service_container()
     database = database_summary(s) if container and container.state == "running" else {
         "reachable": False, "error": "the service is not running"}
+    found, remarks = database_findings(s, database)
+    problems, notes = problems + found, notes + remarks
     names = directory_project_names(p.directory.name)
     facts = {
         "compose": {"command": kit.compose.command, "version": kit.compose.version,
@@ -106,9 +109,9 @@ def render(facts: dict, volumes: list[Volume]) -> str:
         dbs = ", ".join(f"{d['name']} ({human_size(d['size_bytes'])})" for d in db["databases"])
         out += [f"  Server:     PostgreSQL {db['server_version']}",
                 f"  Databases:  {dbs}",
+                f"  {c['name']}: CLOSED to connections" if db["closed"] else
                 f"  {c['name']}: {plural(db['tables'], 'table')}, about "
-                f"{plural(db['rows_estimate'], 'row')}, "
-                f"{human_size(db['size_bytes'])}"]
+                f"{plural(db['rows_estimate'], 'row')}, {human_size(db['size_bytes'])}"]
     else:
         out.append(f"  not reachable at {c['host']}:{c['port']}: {db['error']}")
     out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]

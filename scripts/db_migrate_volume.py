@@ -204,28 +204,59 @@ def migrate(kit: Kit, args) -> int:
     target = next(v for v in volumes if v.active)
     if args.undo:
         return undo(kit, target, args.yes, args.force, kit.runner.dry_run)
-    source = pick_source(kit, volumes, args.source)
-    reasons = preflight(kit, source, target, args.force)
-    if reasons:
-        details = [f"  - {r}" for r in reasons]
-        raise Refusal(f"refusing to copy {source.name} into {target.name}: {reasons[0]}",
-                        "Nothing was changed", details if len(reasons) > 1 else [])
-    stops = list({c.id: c for v in (source, target) for c in v.users
-                  if c.state in RUNNING_STATES}.values())
-    snapshot_needed = target.exists and bool(target.entries) and not target.incomplete
+    source, target, stops, snapshot_needed = plan_copy(kit, volumes, args)
     show_plan(kit, source, target, snapshot_needed, stops)
     if kit.runner.dry_run:
         info("dry run: nothing was changed")
         return EXIT_OK
     warning(f"this will OVERWRITE the contents of {target.name}")
     confirm(f"Copy {source.name} into {target.name}?", assume_yes=args.yes)
+    # The volumes may have changed while the question waited (a container started on one, say):
+    # everything is looked at and checked again, and the copy follows what is there now.
+    source, target, stops, snapshot_needed = plan_copy(
+        kit, kit.scan(also=[source.name]), args, source.name)
     remove_leftover_helpers(kit, [source, target])
     stop_containers(kit, stops)
-    copy_into_volume(kit, source, target, snapshot_needed)
+    try:
+        copy_into_volume(kit, source, target, snapshot_needed)
+    except Failure:
+        start_again(kit, stops)
+        raise
     start_service(kit)
     report(kit, source.name)
     return EXIT_OK
 
+
+def plan_copy(kit: Kit, volumes: list[Volume], args, source_name: str | None = None
+              ) -> tuple[Volume, Volume, list[Container], bool]:
+    """The source, the target, the containers to stop and whether the target needs a snapshot;
+    Refusal when any precondition fails."""
+    target = next(v for v in volumes if v.active)
+    source = pick_source(kit, volumes, source_name or args.source)
+    reasons = preflight(kit, source, target, args.force)
+    if reasons:
+        details = [f"  - {r}" for r in reasons]
+        raise Refusal(f"refusing to copy {source.name} into {target.name}: {reasons[0]}",
+                      "Nothing was changed", details if len(reasons) > 1 else [])
+    stops = list({c.id: c for v in (source, target) for c in v.users
+                  if c.state in RUNNING_STATES}.values())
+    return source, target, stops, target.exists and bool(target.entries) and not target.incomplete
+
+
+def start_again(kit: Kit, stopped: list[Container]) -> None:
+    """After a failed copy: the target was put back as it was, so what was stopped for the
+    copy runs again. Not when the target still carries the unfinished-copy mark."""
+    if not stopped:
+        return
+    active = next(v for v in kit.scan() if v.active)
+    if active.incomplete:
+        warning(f"{active.name} still carries the unfinished-copy mark, so "
+                f"{', '.join(c.name for c in stopped)} stay stopped")
+        return
+    info("starting again what the copy stopped: " + ", ".join(c.name for c in stopped))
+    result = kit.runner(["docker", "start", *[c.id for c in stopped]], check=False)
+    if result.returncode != 0:
+        warning("starting them again failed; `make db-up` starts the database")
 
 if __name__ == "__main__":
     sys.exit(main())

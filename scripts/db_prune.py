@@ -3,8 +3,9 @@
 
 DELETES files, after showing which and asking [y/N] (without a terminal: refuses unless
 --yes). Only files it can identify as kit backups are touched: <db>_<YYYYmmdd_HHMMSS>.dump or
-.sql with their .sha256, and unfinished dumps (.partial) older than an hour. Anything else in
-the folder, and volume snapshots, are left alone.
+.sql with their .sha256, and unfinished dumps and snapshots (.partial) older than an hour.
+Anything else in the folder, and finished volume snapshots, are left alone. It takes the kit's
+lock, so it never deletes a file that a running restore is using.
 
 examples:
   make db-prune
@@ -43,7 +44,8 @@ def prune(settings, keep: int, args) -> int:
     for p in plan.doomed:
         detail(p.name)
     for p in plan.stale:
-        detail(f"{p.name} (unfinished dump)")
+        kind = "snapshot" if p.parent.name == "volumes" else "dump"
+        detail(f"{p.name} (unfinished {kind})")
     if args.dry_run:
         info("dry run: nothing was removed")
         return EXIT_OK

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from dbguard.backup_check import check_backup, newest_good_backup
 from dbguard.cli import entrypoint, parser
-from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
+from dbguard.destructive.replace_database import (old_name, preflight_replace,
+                                                  replace_with_backup)
 from dbguard.errors import EXIT_OK
 from dbguard.kit import kit_lock, open_kit
 from dbguard.messages import confirm, detail, headline, human_size, info, success
@@ -49,29 +50,32 @@ def main(argv: list[str] | None = None) -> int:
         major = kit.image.pg_major
         backup = check_backup(kit, resolve(args.file), major) if args.file \
             else newest_good_backup(kit, major)
-        before = preflight_replace(kit)
+        state = preflight_replace(kit)
+        before = state.tables
         s = kit.settings
         headline("Plan")
         made = f", made by pg_dump {backup.facts.pg_dump_version}" \
             if backup.facts.pg_dump_version else ""
         check = "checksum verified" if backup.checksum else "no checksum file: read whole"
         detail(f"restore:  {backup.path} ({backup.facts.format}, "
-                 f"{human_size(backup.path.stat().st_size)}{made}; {check})")
+               f"{human_size(backup.path.stat().st_size)}{made}; {check})")
         now = "does not exist" if before is None else \
-            f"{len(before)} tables, about {sum(before.values()):,} rows"
-        detail(f"replace:  database {s.db_name!r} ({now})")
+            "closed to connections by an interrupted restore; reopened first" if state.closed \
+            else f"{len(before)} tables, about {sum(before.values()):,} rows"
+        detail(f"replace:  database {s.db_name!r} ({now}); kept as {old_name(s)!r} afterwards")
         safety = s.safety_dump and before is not None
         if safety:
             detail(f"first:    a safety dump of it to {s.backup_dir}")
         elif before is not None:
             detail("first:    no safety dump (DBGUARD_SAFETY_DUMP=0)")
+        if state.kept_old is not None:
+            detail(f"drops:    database {old_name(s)!r} ({human_size(state.kept_old)}), kept by "
+                   "the previous restore or seed")
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
-        confirm(f"Replace database {s.db_name!r} with {backup.path.name}?",
-                  assume_yes=args.yes)
-        replace_with_backup(kit, backup, container, before,
-                              "pre-restore" if safety else None)
+        confirm(f"Replace database {s.db_name!r} with {backup.path.name}?", assume_yes=args.yes)
+        replace_with_backup(kit, backup, container, before, "pre-restore" if safety else None)
         success(f"{s.db_name!r} now holds {backup.path.name}")
     return EXIT_OK
 

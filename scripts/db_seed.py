@@ -17,10 +17,11 @@ import sys
 
 from dbguard.backup_check import check_backup
 from dbguard.cli import entrypoint, parser
-from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
+from dbguard.destructive.replace_database import (old_name, preflight_replace,
+                                                  replace_with_backup)
 from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.kit import kit_lock, open_kit
-from dbguard.messages import confirm, info, success
+from dbguard.messages import confirm, human_size, info, success
 from dbguard.service import require_running
 
 
@@ -35,24 +36,29 @@ def main(argv: list[str] | None = None) -> int:
     s = kit.settings
     if not s.fixture.is_file():
         raise Failure(f"no fixture at {s.fixture}",
-                        "Export one from a database with content: make db-fixture")
+                      "Export one from a database with content: make db-fixture")
     with kit_lock(kit, "db-seed"):
         fixture = check_backup(kit, s.fixture, kit.image.pg_major)
-        before = preflight_replace(kit)
+        state = preflight_replace(kit)
+        before = state.tables
         if before and not args.force:
             raise Refusal(f"database {s.db_name!r} already has {len(before)} tables; seeding "
-                            "would replace them",
-                            "FORCE=1 replaces the database with the fixture (after a safety "
-                            "dump); nothing was changed")
+                          "would replace them",
+                          "FORCE=1 replaces the database with the fixture (after a safety "
+                          "dump); nothing was changed")
         info(f"loading {s.fixture} into {s.db_name!r}")
+        if state.kept_old is not None:
+            info(f"this drops the database {old_name(s)!r} ({human_size(state.kept_old)}), "
+                 "kept by the previous restore or seed")
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
-        if before:
-            confirm(f"Replace database {s.db_name!r} ({len(before)} tables) with the "
-                      "fixture?", assume_yes=args.yes)
+        if before or state.kept_old is not None:
+            what = f"({len(before)} tables)" if before else "(no tables)"
+            confirm(f"Replace database {s.db_name!r} {what} with the fixture?",
+                    assume_yes=args.yes)
         replace_with_backup(kit, fixture, container, before,
-                              "pre-seed" if before and s.safety_dump else None)
+                            "pre-seed" if before and s.safety_dump else None)
         success(f"{s.db_name!r} seeded from {s.fixture.name}")
     return EXIT_OK
 

@@ -19,6 +19,7 @@ examples:
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from dbguard.cli import entrypoint, parser
@@ -27,6 +28,7 @@ from dbguard.docker import inspect_image
 from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.kit import open_kit
 from dbguard.messages import info, success, warning
+from dbguard.postgres import reopen_if_closed
 from dbguard.service import start_service
 from dbguard.settings import KIT_ROOT, init_env_file
 from dbguard.volumes import volume_table
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         info(f"creating the new volume {active.name}{others}")
     start_service(kit)
     if not kit.runner.dry_run:
+        with contextlib.suppress(Exception):  # unreachable from here: db-info explains it
+            if reopen_if_closed(kit.settings):
+                warning(f"reopened database {kit.settings.db_name!r}: an interrupted restore had "
+                        "left it closed to connections")
         success(f"{p.service} is up on {kit.settings.db_host}:{kit.settings.db_port}, volume "
                   f"{active.name}")
     return EXIT_OK

@@ -142,8 +142,10 @@ class Kit:
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-    def tty(self, name: str, *args: str, answer: str, timeout: float = 300) -> tuple[int, str]:
-        """Runs a script on a pseudo-terminal and answers its [y/N] question."""
+    def tty(self, name: str, *args: str, answer: str, timeout: float = 300,
+            before_answer=None) -> tuple[int, str]:
+        """Runs a script on a pseudo-terminal and answers its [y/N] question (after calling
+        `before_answer`, which stands for what happens while a person reads the plan)."""
         pid, fd = pty.fork()
         if pid == 0:  # the child
             os.chdir(self.root)
@@ -161,6 +163,8 @@ class Kit:
                     break
                 output += chunk
             if not answered and b"[y/N] " in output:
+                if before_answer:
+                    before_answer()
                 os.write(fd, answer.encode() + b"\n")
                 answered = True
         else:

@@ -21,3 +21,18 @@ way through these modules:
 - manifests, snapshots        comparing volumes file by file; tar snapshots of a volume
 - destructive/                the only code that destroys or replaces data (see its __init__)
 """
+
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _interrupted_at_start(signum, frame):  # pragma: no cover - replaced once main() runs
+    _sys.stderr.write("ERROR: interrupted while starting. Nothing was changed\n")
+    _os._exit(130)
+
+
+# Ctrl-C while a script is still importing is one line, not a traceback; cli.entrypoint hands
+# SIGINT back to Python (KeyboardInterrupt) as soon as main() runs.
+if _sys.argv and _os.path.basename(_sys.argv[0]).startswith("db_"):
+    _signal.signal(_signal.SIGINT, _interrupted_at_start)

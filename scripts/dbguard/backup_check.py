@@ -65,8 +65,12 @@ def check_backup(kit: Kit, path: Path, server_major: int | None) -> CheckedBacku
 
 
 def newest_good_backup(kit: Kit, server_major: int | None) -> CheckedBackup:
+    """The newest backup of the configured database that passes every check. Safety dumps are
+    left out: restoring one by default would undo the restore that took it."""
     skipped = []
-    for backup in list_backups(kit.settings):
+    mine = [b for b in list_backups(kit.settings)
+            if b.db == kit.settings.db_name and not b.safety]
+    for backup in mine:
         try:
             return check_backup(kit, backup.path, server_major)
         except Refusal as exc:

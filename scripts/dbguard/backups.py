@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,20 @@ from .messages import human_age, human_size
 from .settings import Settings
 
 FORMAT_EXT = {"custom": "dump", "plain": "sql"}
-BACKUP_RE = re.compile(r"^(?P<db>[A-Za-z0-9_.-]+?)_(?P<stamp>\d{8}_\d{6})"
+# <db>_<YYYYmmdd_HHMMSS>[_<tag>].<dump|sql>, the database name percent-encoded (file_stem).
+BACKUP_RE = re.compile(r"^(?P<db>[A-Za-z0-9_.~%-]+?)_(?P<stamp>\d{8}_\d{6})"
                        r"(?:_(?P<tag>[a-z][a-z0-9-]*))?\.(?P<ext>dump|sql)$")
+# Tags of the dumps the kit takes before it replaces a database: safety copies, never what
+# db-restore picks by itself.
+SAFETY_TAGS = ("pre-restore", "pre-seed")
+
+
+def file_stem(db: str) -> str:
+    """A database name as a file name: any character PostgreSQL allows (a '/', a quote, a
+    space, a letter outside ASCII) is percent-encoded, so the file stays inside the backup
+    folder and its name reads back to the same database. A leading '.' too (no hidden file)."""
+    stem = urllib.parse.quote(db, safe="")
+    return "%2E" + stem[1:] if stem.startswith(".") else stem
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,7 @@ class Backup:
         if not match or not path.is_file():
             return None
         taken = dt.datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S").astimezone()
-        return cls(path, match["db"], taken, match["tag"],
+        return cls(path, urllib.parse.unquote(match["db"]), taken, match["tag"],
                    "custom" if match["ext"] == "dump" else "plain", path.stat().st_size)
 
     def checksum_ok(self) -> bool | None:
@@ -44,6 +57,11 @@ class Backup:
         if expected is None:
             return None
         return expected != "" and sha256_file(self.path) == expected
+
+    @property
+    def safety(self) -> bool:
+        """A safety dump, taken by db-restore or db-seed before they replaced a database."""
+        return self.tag in SAFETY_TAGS
 
     @property
     def age(self) -> float:
@@ -85,7 +103,8 @@ def backup_path(settings: Settings, fmt: str, tag: str | None = None,
     suffix = f"_{tag}" if tag else ""
     for _ in range(5):
         stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-        path = folder / f"{dbname or settings.db_name}_{stamp}{suffix}.{FORMAT_EXT[fmt]}"
+        name = f"{file_stem(dbname or settings.db_name)}_{stamp}{suffix}.{FORMAT_EXT[fmt]}"
+        path = folder / name
         if not path.exists() and not path.with_name(f".{path.name}.partial").exists():
             return path
         time.sleep(1)

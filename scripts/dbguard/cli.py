@@ -10,6 +10,7 @@ import argparse
 import functools
 import importlib.util
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -43,6 +44,7 @@ def entrypoint(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             if argv is None:
                 use_kit_venv()

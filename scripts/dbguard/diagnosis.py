@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .compose import Project
 from .docker import LABEL_PROJECT, ImageInfo
-from .messages import human_age
+from .messages import human_age, human_size
 from .settings import Settings
 from .volumes import Volume, effective_pgdata, pgdata_in_volume
 
@@ -173,3 +173,23 @@ def backup_problems(settings: Settings, summary: dict, active: Volume) -> list[P
                         f"the newest dump is {human_age(newest['age_seconds'])} (older than "
                         f"DBGUARD_BACKUP_MAX_AGE_DAYS={limit})", ["make db-dump"])]
     return []
+
+
+def database_findings(settings: Settings, database: dict) -> tuple[list[Problem], list[str]]:
+    """What the live server's summary (postgres.database_summary) says beyond the volumes."""
+    if not database.get("reachable"):
+        return [], []
+    problems, notes = [], []
+    if database.get("closed"):
+        problems.append(Problem(
+            "DATABASE_CLOSED",
+            f"database {settings.db_name!r} refuses connections (datallowconn is off): a "
+            "restore or seed was interrupted during its swap, and the application gets \"not "
+            "currently accepting connections\"",
+            ["make db-up   (reopens it; the data in it is as it was)"]))
+    kept = f"{settings.db_name.encode()[:48].decode(errors='ignore')}_dbguard_old"
+    for d in database.get("databases", []):
+        if d["name"] == kept:
+            notes.append(f"database {kept!r} ({human_size(d['size_bytes'])}) is the one the last "
+                         "restore or seed replaced; the next one drops it")
+    return problems, notes

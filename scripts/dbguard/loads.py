@@ -14,6 +14,8 @@ from .docker import Container
 from .errors import Failure
 from .kit import Kit
 
+CLEAN_LEFTOVERS = "rm -f /tmp/dbguard-restore-*.dump"
+
 
 def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callable[[str], None]:
     """A loader for replace_database: parallel pg_restore for custom archives (from a copy in
@@ -31,6 +33,9 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
             if result.returncode != 0:
                 raise load_failure(backup.path, result.stderr)
             return
+        # Copies that killed runs left in the container go first (the kit's lock says no
+        # other load of ours is running); then this run's copy.
+        kit.runner(["docker", "exec", container.id, "sh", "-c", CLEAN_LEFTOVERS], check=False)
         inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
         kit.runner(["docker", "cp", str(backup.path), f"{container.id}:{inside}"])
         try:

@@ -13,9 +13,11 @@ def connect(settings: Settings, dbname: str | None = None, timeout: int = 5, **k
     """A psycopg connection with the password passed in-process (never on a command line)."""
     import psycopg
 
+    # client_encoding: on a SQL_ASCII server psycopg would otherwise hand text over as bytes.
     return psycopg.connect(host=settings.db_host, port=settings.db_port, user=settings.db_user,
                            password=settings.db_password, dbname=dbname or settings.db_name,
-                           connect_timeout=timeout, application_name="dbguard", **kwargs)
+                           connect_timeout=timeout, application_name="dbguard",
+                           client_encoding="utf8", **kwargs)
 
 
 def maintenance_connection(settings: Settings):
@@ -49,20 +51,37 @@ def table_stats(conn) -> dict[str, int]:
 
 
 def database_summary(settings: Settings) -> dict:
-    """What is in the live server, or why it could not be asked."""
+    """What is in the live server, or why it could not be asked. Asked through the `postgres`
+    database first, so a database closed to connections is reported as such."""
     try:
-        with connect(settings, timeout=3, autocommit=True) as conn:
+        with connect(settings, dbname="postgres", timeout=3, autocommit=True) as conn:
             dbs = conn.execute(
-                "SELECT datname, pg_database_size(oid) FROM pg_database "
+                "SELECT datname, pg_database_size(oid), datallowconn FROM pg_database "
                 "WHERE NOT datistemplate ORDER BY datname").fetchall()
-            tables = table_stats(conn)
             version = conn.execute("SHOW server_version").fetchone()[0]
+        closed = any(d == settings.db_name and not allowed for d, _, allowed in dbs)
+        tables = {}
+        if not closed and any(d == settings.db_name for d, _, _ in dbs):
+            with connect(settings, timeout=3, autocommit=True) as conn:
+                tables = table_stats(conn)
     except Exception as exc:  # any connection problem is a fact to report, not a crash
         return {"reachable": False, "error": explain_connection_error(settings, exc)}
-    size = next((s for d, s in dbs if d == settings.db_name), None)
-    return {"reachable": True, "server_version": version,
-            "databases": [{"name": d, "size_bytes": s} for d, s in dbs],
+    size = next((s for d, s, _ in dbs if d == settings.db_name), None)
+    return {"reachable": True, "server_version": version, "closed": closed,
+            "databases": [{"name": d, "size_bytes": s} for d, s, _ in dbs],
             "tables": len(tables), "rows_estimate": sum(tables.values()), "size_bytes": size}
+
+
+def reopen_if_closed(settings: Settings) -> bool:
+    """Allows connections again to the configured database when an interrupted swap of the
+    kit's left it closed (nothing else the kit does closes one). True if it did."""
+    with maintenance_connection(settings) as conn:
+        row = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                           [settings.db_name]).fetchone()
+        if row is None or row[0]:
+            return False
+        conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", settings.db_name))
+        return True
 
 
 def explain_connection_error(settings: Settings, exc: Exception) -> str:

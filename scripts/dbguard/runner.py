@@ -19,7 +19,8 @@ DAEMON_DOWN = ("Cannot connect to the Docker daemon", "error during connect",
 
 
 def daemon_failure() -> Failure:
-    where = os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT") or "the default socket"
+    where = (os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT")
+             or "the default socket")
     return Failure(f"cannot reach the Docker daemon ({where})",
                    "Start Docker (or fix DOCKER_HOST / DOCKER_CONTEXT) and run again; "
                    "`docker info` shows what is wrong")

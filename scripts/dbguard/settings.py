@@ -107,6 +107,11 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
     missing = [k for k in REQUIRED_KEYS if not get(k)]
     if missing:
         problems.append(f"missing {', '.join(missing)}")
+    if "$" in get("DJANGO_DB_PASSWORD"):
+        # Compose v2 reads `$x` in .env as a variable (the cluster would get another password
+        # than the kit uses) and prints a `${` it cannot parse, password and all, in its error.
+        problems.append("DJANGO_DB_PASSWORD contains '$', which Docker Compose would read as a "
+                        "variable; choose a password without '$' (it was not printed)")
 
     def integer(key: str, low: int, high: int) -> int:
         raw = get(key)

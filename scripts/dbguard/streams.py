@@ -16,7 +16,8 @@ from .messages import Progress
 from .runner import Runner, command_failure
 
 
-def _drain(stream, into: list[bytes]) -> threading.Thread:
+def drain(stream, into: list[bytes]) -> threading.Thread:
+    """Reads a stream to its end in a thread (join it), so a process never blocks on it."""
     thread = threading.Thread(target=lambda: into.append(stream.read()), daemon=True)
     thread.start()
     return thread
@@ -39,13 +40,13 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
                             stderr=subprocess.PIPE)
         procs.append(proc)
         errors: list[bytes] = []
-        threads = [_drain(proc.stderr, errors)]
+        threads = [drain(proc.stderr, errors)]
         reader, reader_errors = None, []
         if reader_argv:
             reader = runner.popen(reader_argv, stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             procs.append(reader)
-            threads.append(_drain(reader.stderr, reader_errors))
+            threads.append(drain(reader.stderr, reader_errors))
             out.tee = reader.stdin
         progress = Progress(label)
         try:

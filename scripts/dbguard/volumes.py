@@ -187,7 +187,8 @@ for d in /v/*; do
     rels=$(find "$pg/base" -mindepth 2 -maxdepth 2 -type f -name '[0-9]*' 2>/dev/null \
       | awk -F/ '{ split($NF, a, /[._]/); if (a[1] + 0 >= 16384) print }')
     nrel=$(printf '%s' "$rels" | grep -c . || true)
-    user=$(printf '%s\n' "$rels" | xargs -r du -ck | tail -n 1 | cut -f1)
+    # Summed by awk: xargs may run du several times, and each batch prints its own total.
+    user=$(printf '%s\n' "$rels" | xargs -r du -k | awk '{ s += $1 } END { print s + 0 }')
     pg=".${pg#$d}"
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${d#/v/}" "$kib" "$entries" "$pg" "$ver" \

@@ -3,9 +3,11 @@ are only ever whole, bad backups refused with nothing touched, and restores that
 leaving the database as it was."""
 from __future__ import annotations
 
+import json
 import re
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
@@ -57,7 +59,9 @@ def test_dump_change_restore_gives_back_every_row(running_kit, fmt):
     assert "public.extra: 1 -> -" in r.stderr and "tables: 3 -> 2" in r.stderr, shown(r)
     safety = re.search(r"safety dump: (\S+)", r.stderr)[1]
     assert safety.endswith("_pre-restore.dump"), shown(r)
-    assert databases(kit) == {"postgres", "sum_db"}, "no scratch or old database is left"
+    assert databases(kit) == {"postgres", "sum_db", "sum_db_dbguard_old"}, \
+        "no scratch database is left; the replaced one is kept"
+    assert kit.fingerprint("sum_db_dbguard_old") == changed
     r = kit.script("db_restore", "--file", safety, "--yes")
     assert r.returncode == 0, shown(r)
     assert kit.fingerprint() == changed, "the safety dump puts back what was replaced"
@@ -109,7 +113,8 @@ def test_a_dump_that_fails_leaves_nothing(running_kit):
     r = kit.script("db_dump")
     assert r.returncode == 1, shown(r)
     assert 'database "nosuchdb" does not exist' in r.stderr.strip().splitlines()[-1], shown(r)
-    assert [p.name for p in (kit.root / "backups").iterdir()] == [".gitkeep"]
+    left = sorted(p.name for p in (kit.root / "backups").iterdir())
+    assert left == [".dbguard.lock", ".gitkeep"], "no dump and no partial file, only the lock"
 
 
 def test_bad_backups_are_refused_with_nothing_changed(running_kit):
@@ -220,15 +225,16 @@ def test_restore_questions_and_settings(running_kit):
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
     assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
     assert kit.fingerprint() == before and len(dumps(kit)) == count
-    kit.sql("CREATE DATABASE sum_db_dbguard_old")  # as a restore killed after its swap leaves
+    kit.sql("CREATE DATABASE sum_db_dbguard_old")  # as the previous restore keeps it
+    kit.sql("CREATE TABLE from_before (x int)", dbname="sum_db_dbguard_old")
+    r = kit.script("db_restore", "--file", str(path), "--dry-run")
+    assert r.returncode == 0 and "drops:    database 'sum_db_dbguard_old'" in r.stderr, shown(r)
+    assert kit.fingerprint("sum_db_dbguard_old") == {"public.from_before": "0:"}
     r = kit.script("db_restore", "--file", str(path), "--yes")
-    assert r.returncode == 3, shown(r)
-    assert r.stderr.strip().splitlines()[-1] == (
-        "ERROR: a previous restore left the database 'sum_db_dbguard_old' (the database as it "
-        "was before that restore) behind. Look at it, then drop it (make db-shell, DROP "
-        'DATABASE "sum_db_dbguard_old";) and run again; nothing was changed')
-    assert kit.fingerprint() == before and len(dumps(kit)) == count
-    kit.sql("DROP DATABASE sum_db_dbguard_old")
+    assert r.returncode == 0, shown(r)
+    assert "drops:    database 'sum_db_dbguard_old'" in r.stderr, shown(r)
+    assert kit.fingerprint("sum_db_dbguard_old") == before, "now it holds the replaced database"
+    count = len(dumps(kit))
     kit.write_env(DBGUARD_SAFETY_DUMP="0")
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)
@@ -243,3 +249,82 @@ def test_dump_and_restore_need_the_server(kit):
         assert r.returncode == 1, shown(r)
         assert r.stderr.strip() == ("ERROR: the 'db' service is not running. Start it with "
                                     "`make db-up` and run again")
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_writes_made_while_a_restore_runs_are_kept(running_kit):
+    """An application keeps writing during the restore. Every row it committed is kept: in
+    the replaced database, which the restore keeps as <db>_dbguard_old."""
+    import threading
+
+    kit = running_kit
+    kit.seed_rows(100_000)  # a load that takes a while
+    path = dump(kit)
+    kit.sql("CREATE TABLE log (id int PRIMARY KEY)")  # not in the dump
+    stop, committed = threading.Event(), []
+
+    def application():
+        while not stop.is_set():
+            try:
+                with kit.connect() as conn:
+                    while not stop.is_set():
+                        conn.execute("INSERT INTO log VALUES (%s)", [len(committed)])
+                        committed.append(len(committed))
+            except Exception:  # terminated at the swap, or no log table after it: retry
+                time.sleep(0.05)
+
+    writer = threading.Thread(target=application, daemon=True)
+    writer.start()
+    while not committed:  # the application is writing before the restore begins
+        time.sleep(0.05)
+    r = kit.script("db_restore", "--file", str(path), "--yes")
+    stop.set()
+    writer.join(60)
+    assert r.returncode == 0, shown(r)
+    assert "kept as 'sum_db_dbguard_old'" in r.stderr, shown(r)
+    kept = {row[0] for row in kit.sql("SELECT id FROM log", dbname="sum_db_dbguard_old")}
+    assert set(committed) <= kept, f"{len(set(committed) - kept)} committed rows were lost"
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_a_restore_killed_while_loading_is_cleared_by_the_next_run(running_kit):
+    kit = running_kit
+    kit.seed_rows(400_000)
+    before = kit.fingerprint()
+    path = dump(kit)
+    proc = kit.popen("db_restore", "--file", str(path), "--yes")
+    loading = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'sum_db_dbguard_new' "
+               "AND application_name = 'pg_restore'")
+    while kit.sql(loading, dbname="postgres") == [(0,)]:  # wait for the load to be under way
+        assert proc.poll() is None, "the restore ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    r = kit.script("db_restore", "--file", str(path), "--yes")
+    assert r.returncode == 0, shown(r)
+    assert kit.fingerprint() == before
+    assert databases(kit) == {"postgres", "sum_db", "sum_db_dbguard_old"}
+    service = kit.compose("ps", "-q", "db").stdout.strip()
+    left = subprocess.run(["docker", "exec", service, "ls", "/tmp"], capture_output=True,
+                          text=True).stdout
+    assert "dbguard-restore-" not in left, left
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_a_database_left_closed_is_named_by_db_info_and_reopened_by_db_up(running_kit):
+    kit = running_kit
+    path = dump(kit)
+    kit.sql("ALTER DATABASE sum_db WITH ALLOW_CONNECTIONS false", dbname="postgres")
+    allowed = "SELECT datallowconn FROM pg_database WHERE datname = 'sum_db'"
+    r = kit.script("db_restore", "--file", str(path), "--dry-run")
+    assert r.returncode == 0 and "closed to connections by an interrupted restore" in r.stderr
+    assert kit.sql(allowed, dbname="postgres") == [(False,)], "a dry run changes nothing"
+    r = kit.script("db_info", "--json")
+    assert r.returncode == 0, shown(r)
+    codes = [p["code"] for p in json.loads(r.stdout)["problems"]]
+    assert "DATABASE_CLOSED" in codes, r.stdout
+    r = kit.script("db_up")
+    assert r.returncode == 0 and "reopened database 'sum_db'" in r.stderr, shown(r)
+    assert kit.sql(allowed, dbname="postgres") == [(True,)]
+    codes = [p["code"] for p in json.loads(kit.script("db_info", "--json").stdout)["problems"]]
+    assert "DATABASE_CLOSED" not in codes

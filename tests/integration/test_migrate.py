@@ -195,6 +195,12 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     kit.up()
     assert kit.fingerprint() == mine
 
+    # With the database running: it is stopped for the copy and runs again after the undo.
+    r = kit.script("db_migrate_volume", "--yes", fault=fault)
+    assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
+    assert "starting again what the copy stopped" in r.stderr, shown(r)
+    assert kit.fingerprint() == mine, "running again, on the data it had"
+
 
 @pytest.mark.parametrize("flavor", ["v2"])
 def test_refusals_without_a_source_or_with_a_bad_snapshot(kit, token):
@@ -319,3 +325,18 @@ def test_undo_answered_no_changes_nothing(make_kit, token):
     assert code == 3 and "ERROR: not confirmed. Nothing was changed" in out, out
     assert "[y/N]" in out and kit.fingerprint() == migrated
     assert len(list((kit.root / "backups" / "volumes").glob("*.tar"))) == 1
+
+
+@pytest.mark.parametrize("flavor", ["v2"])
+def test_what_changes_while_the_question_waits_is_checked_again(make_kit, token):
+    """The plan is shown and asked about; before the answer, another project's container
+    starts on the target. The copy looks again after the answer and refuses."""
+    source, _ = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    mine = own_data(kit, 5)
+    code, out = kit.tty("db_migrate_volume", answer="y", before_answer=lambda: sleeper(
+        kit, f"{token}-intruder", kit.volume, "com.docker.compose.project=elsewhere"))
+    assert code == 3, out
+    assert f"{token}-intruder (not of project {kit.token}) is running on one of the volumes" \
+        in out, out
+    assert kit.fingerprint() == mine, "nothing was stopped or changed"

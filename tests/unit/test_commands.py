@@ -261,6 +261,7 @@ def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_contai
     inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
+        ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"],
         ["docker", "cp", str(dump), f"c1:{inside}"],
         compose_args(kit, "exec", "-T", "db", "pg_restore", "-U", "sum_user", "-d",
                      "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside),

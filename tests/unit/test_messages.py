@@ -171,3 +171,17 @@ def test_one_data_changing_command_at_a_time(tmp_path):
                           runner=SimpleNamespace(dry_run=True))
     with kit_lock(dry, "db-restore"):
         assert not (tmp_path / "other").exists(), "a dry run takes no lock and writes nothing"
+
+
+def test_ctrl_c_while_a_script_starts_is_one_line_and_no_traceback():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    program = ("import os, signal, sys, time; sys.argv = ['db_up.py']; import dbguard; "
+               "os.kill(os.getpid(), signal.SIGINT); time.sleep(60)")
+    r = subprocess.run([sys.executable, "-c", program], cwd=scripts, capture_output=True,
+                       text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (130, "ERROR: interrupted while starting. Nothing was "
+                                             "changed\n")

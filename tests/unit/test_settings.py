@@ -101,3 +101,12 @@ def test_init_env_file_copies_the_example_owner_only_and_never_overwrites(root):
 def test_ignore_volumes_list(root):
     s = load(root, GOOD + "DBGUARD_IGNORE_VOLUMES= a_sum_db_data, b_sum_db_data ,\n")
     assert s.ignore_volumes == {"a_sum_db_data", "b_sum_db_data"}
+
+
+@pytest.mark.parametrize("password", ["Ab$cd9", "x${y", "$", "a$$b"])
+def test_a_dollar_in_the_password_is_refused_without_printing_it(root, password):
+    with pytest.raises(UsageError) as err:
+        load(root, GOOD.replace("hunter2-secret", password))
+    assert "DJANGO_DB_PASSWORD contains '$', which Docker Compose would read as a variable; " \
+           "choose a password without '$' (it was not printed)" in err.value.line()
+    assert password not in err.value.line().replace("'$'", "")

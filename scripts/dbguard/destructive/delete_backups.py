@@ -2,7 +2,7 @@
 
 Only files the kit can identify as its own are ever named: dumps that match the backup name
 pattern, beyond the newest `keep`, with their `.sha256`; and unfinished dumps (hidden
-`.partial` files) older than an hour. Anything else in the folder, and volume snapshots, are
+`.partial` files, dumps and volume snapshots) older than an hour. Anything else in the folder, and volume snapshots, are
 never touched. The plan is computed first and shown; `delete` removes exactly what it names.
 """
 from __future__ import annotations
@@ -47,8 +47,9 @@ def plan_prune(settings: Settings, keep: int) -> PrunePlan:
     backups = list_backups(settings)
     folder = settings.backup_dir
     cutoff = time.time() - PARTIAL_GRACE_SECONDS
-    stale = sorted(p for p in folder.glob(".*.partial") if p.stat().st_mtime < cutoff) \
-        if folder.is_dir() else []
+    partial = [p for where in (folder, folder / "volumes") if where.is_dir()
+               for p in where.glob(".*.partial")]
+    stale = sorted(p for p in partial if p.stat().st_mtime < cutoff)
     return PrunePlan(backups, keep, [b.path for b in backups[keep:]], stale)
 
 

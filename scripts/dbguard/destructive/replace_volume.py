@@ -18,6 +18,7 @@ from ..manifests import verify_copy, verify_snapshot_restore
 from ..messages import Progress, info, success, warning
 from ..runner import command_failure
 from ..snapshots import snapshot_volume
+from ..streams import drain
 from ..volumes import Volume
 
 # Marks the target, empties it (all but the marker: a crash from here on leaves the mark), then
@@ -47,7 +48,8 @@ tar -C /to -xpf - --exclude ./.dbguard-incomplete
 """
 
 
-UNMARK_SCRIPT = "rm -f /to/.dbguard-incomplete && sync"
+# The copy reaches the disk before the mark goes, and the removal reaches it too.
+UNMARK_SCRIPT = "sync && rm -f /to/.dbguard-incomplete && sync"
 EMPTY_SCRIPT = "find /to -mindepth 1 -maxdepth 1 -exec rm -rf {} +"
 
 
@@ -81,18 +83,23 @@ def copy_volume(kit: Kit, source: Volume, target: str) -> None:
                        COPY_SCRIPT)
     progress = Progress(f"copying {source.name}", source.size)
     proc = kit.runner.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+    reader = drain(proc.stderr, errors)  # at once: a flood of errors must not block the copy
     try:
         for line in proc.stdout:
             parts = line.split()
             if len(parts) == 2 and parts[0] == b"progress" and parts[1].isdigit():
                 progress.update(int(parts[1]) * 1024)
+    except BaseException:
+        proc.kill()
+        raise
     finally:
         progress.close()
-        err = proc.stderr.read()
         code = proc.wait()
+        reader.join()
     if code != 0:
-        raise command_failure(argv, err)
+        raise command_failure(argv, b"".join(errors))
 
 
 def fill_from_snapshot(kit: Kit, snapshot: Path, target: str) -> None:
