@@ -19,6 +19,7 @@ way through these modules:
 - backups, dump_header        the backup folder; what a dump file says of itself
 - dumps, backup_check, loads  taking a dump; checking one before trusting it; loading one
 - manifests, snapshots        comparing volumes file by file; tar snapshots of a volume
+- migration                   db-migrate-volume's decisions before anything changes
 - destructive/                the only code that destroys or replaces data (see its __init__)
 """
 

@@ -263,3 +263,44 @@ def test_a_full_disk_ends_the_dump_at_once_and_keeps_nothing(tmp_path, monkeypat
         f"space in {tmp_path} (or fix its permissions) and run again")
     assert list(tmp_path.iterdir()) == []
     assert not subprocess.run(["pgrep", "-f", "b'x' \\* \\(64"], capture_output=True).stdout
+
+
+@pytest.mark.parametrize("db", ["a/b", "../x", "it's", "naïve db", ".hidden", "sum_db",
+                                "x_20251215_124427"])
+def test_any_database_name_makes_a_backup_file_inside_the_folder_that_reads_back(tmp_path, db):
+    from types import SimpleNamespace
+
+    from dbguard.backups import backup_path
+
+    settings = SimpleNamespace(backup_dir=tmp_path / "backups", db_name=db)
+    path = backup_path(settings, "custom", tag="pre-restore")
+    assert path.parent == tmp_path / "backups" and not path.name.startswith(".")
+    path.write_bytes(b"PGDMP")
+    (backup,) = list_backups(settings)
+    assert (backup.db, backup.tag, backup.safety) == (db, "pre-restore", True)
+
+
+def test_restore_by_default_takes_the_configured_databases_own_newest_backup(tmp_path):
+    from types import SimpleNamespace
+
+    from dbguard.backup_check import newest_good_backup
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    dump = (b"--\n-- PostgreSQL database dump\n--\n\nSELECT 1;\n\n"
+            b"-- PostgreSQL database dump complete\n\n")
+    names = ["sum_db_20251214_120000.sql",              # the one to take
+             "sum_db_20251215_120000_pre-restore.sql",  # newer, but a safety dump
+             "other_20251216_120000.sql"]               # newer, another database's
+    for name in names:
+        (folder / name).write_bytes(dump)
+        write_checksum(folder / name, sha256_file(folder / name))
+
+    def kit(db):
+        return SimpleNamespace(settings=SimpleNamespace(backup_dir=folder, db_name=db))
+
+    assert newest_good_backup(kit("sum_db"), 15).path.name == names[0]
+    assert newest_good_backup(kit("other"), 15).path.name == names[2]
+    with pytest.raises(Refusal) as err:
+        newest_good_backup(kit("third"), 15)
+    assert err.value.message == f"no backup in {folder} passes verification"

@@ -8,7 +8,7 @@ import pytest
 from dbguard.compose import Project
 from dbguard.docker import Container, ImageInfo
 from dbguard.volumes import Volume
-import db_migrate_volume as m
+from dbguard import migration as m
 
 
 def kit(pg_major=15, mount="/var/lib/postgresql/data"):
