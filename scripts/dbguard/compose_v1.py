@@ -7,6 +7,8 @@ import re
 
 from .errors import Failure
 
+WHITE = " \t"  # what YAML counts as white space
+
 
 def v1_model(config: dict) -> dict:
     """docker-compose v1's `config` output, reshaped like v2's JSON (long-syntax mounts)."""
@@ -41,22 +43,28 @@ def v1_model(config: dict) -> dict:
 # sorted keys, so mappings, sequences (also at their key's indentation), plain and quoted
 # scalars folded over several lines, and `{}` / `[]`. The kit needs no YAML library for it.
 def _yaml_lines(text: str) -> list[dict]:
-    """Logical lines: a scalar folded over several physical lines is joined back into one."""
+    """Logical lines: a scalar folded over several physical lines is joined back into one, the
+    way PyYAML's scanner reads it. While a scalar is open, blank lines and lines that start
+    with `#` belong to it (a blank line there is a newline in the value)."""
     lines: list[dict] = []
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#") or stripped in ("---", "..."):
-            continue
+    blanks = 0
+    # YAML's line breaks and blanks, not Python's (which include NBSP, \x85, \u2028...).
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        stripped = raw.strip(WHITE)
         indent = len(raw) - len(raw.lstrip(" "))
         prev = lines[-1] if lines else None
+        if not stripped:
+            blanks += 1
+            continue
         if prev and prev["open"] and indent > prev["owner"]:
-            if prev["quote"] == '"' and prev["text"].endswith("\\"):
-                prev["text"] = prev["text"][:-1] + stripped
-            else:
-                prev["text"] += " " + stripped
+            prev["text"] = _fold(prev["text"], stripped, blanks, prev["quote"])
+            blanks = 0
             if prev["quote"]:
                 value, quote = _value_part(prev["text"])
                 prev["open"] = _still_open(value or "", quote)
+            continue
+        blanks = 0
+        if stripped.startswith("#") or stripped in ("---", "..."):
             continue
         value, quote = _value_part(stripped)
         is_open = value is not None and (_still_open(value, quote) if quote else True)
@@ -64,7 +72,7 @@ def _yaml_lines(text: str) -> list[dict]:
         # that key sits two columns right of the dash.
         owner = indent
         if _is_item({"text": stripped}):
-            body = stripped[1:].lstrip()
+            body = stripped[1:].lstrip(WHITE)
             if _split_key(body)[0] is not None:
                 owner = indent + len(stripped) - len(body)
         lines.append({"indent": indent, "owner": owner, "text": stripped, "open": is_open,
@@ -72,12 +80,22 @@ def _yaml_lines(text: str) -> list[dict]:
     return lines
 
 
+def _fold(text: str, line: str, blanks: int, quote: str) -> str:
+    """Joins a continuation line to a scalar: one line break reads as a space, a break
+    followed by k blank lines as k newlines; in double quotes a break escaped with `\\`
+    reads as nothing."""
+    trailing = len(text) - len(text.rstrip("\\"))
+    if quote == '"' and trailing % 2 == 1:
+        return text[:-1] + "\n" * blanks + line
+    return text + ("\n" * blanks if blanks else " ") + line
+
+
 def _is_item(line: dict) -> bool:
     return line["text"] == "-" or line["text"].startswith("- ")
 
 
 def _value_part(text: str) -> tuple[str | None, str]:
-    body = text[1:].lstrip() if text == "-" or text.startswith("- ") else text
+    body = text[1:].lstrip(WHITE) if text == "-" or text.startswith("- ") else text
     key, rest = _split_key(body)
     value = rest if key is not None else body
     if not value:
@@ -96,11 +114,11 @@ def _split_key(text: str) -> tuple[str | None, str | None]:
         end = _quoted_end(text)
         if end is not None and text[end + 1:end + 2] == ":" and \
                 text[end + 2:end + 3] in ("", " "):
-            return _scalar(text[:end + 1]), text[end + 2:].strip()
+            return _scalar(text[:end + 1]), text[end + 2:].strip(WHITE)
         return None, None
-    match = re.match(r"^([^\s'\"{\[][^:]*?|[^:\s]+?):(?:\s+(.*)|)$", text)
+    match = re.match(r"^([^ \t'\"{\[][^:\n]*?|[^: \t]+?):(?:[ \t]+(.*)|)$", text, re.S)
     if match:
-        return match.group(1), (match.group(2) or "").strip()
+        return match.group(1), (match.group(2) or "").strip(WHITE)
     return None, None
 
 
@@ -126,7 +144,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "/": "/", "0": "\0", "r"
 
 
 def _scalar(text: str):
-    text = text.strip()
+    text = text.strip(WHITE)
     if text in ("{}",):
         return {}
     if text in ("[]",):
@@ -194,7 +212,7 @@ def _mapping(lines: list[dict], i: int, indent: int):
 def _sequence(lines: list[dict], i: int, indent: int):
     result = []
     while i < len(lines) and lines[i]["indent"] == indent and _is_item(lines[i]):
-        rest = lines[i]["text"][1:].lstrip()
+        rest = lines[i]["text"][1:].lstrip(WHITE)
         if not rest:
             item, i = _block(lines, i + 1, lines[i + 1]["indent"])
         elif _split_key(rest)[0] is not None:  # "- key: value" opens a mapping
