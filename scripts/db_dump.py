@@ -21,6 +21,7 @@ import sys
 
 from dbguard.backups import FORMAT_EXT
 from dbguard.cli import entrypoint, parser
+from dbguard.destructive.delete_backups import remove_unfinished
 from dbguard.dumps import dump_command, take_dump
 from dbguard.errors import EXIT_OK
 from dbguard.kit import kit_lock, open_kit
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                f"<time>.{FORMAT_EXT[fmt]}")
         return EXIT_OK
     with kit_lock(kit, "db-dump"):
+        remove_unfinished(kit.settings, kit.runner.dry_run)
         path = take_dump(kit, fmt)
     print(path)
     return EXIT_OK

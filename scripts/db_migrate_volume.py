@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 
 from dbguard.cli import entrypoint, parser
+from dbguard.destructive.delete_backups import remove_unfinished
 from dbguard.destructive.replace_volume import copy_into_volume, ensure_volume, put_snapshot_back
 from dbguard.docker import Container
 from dbguard.errors import EXIT_OK, Failure, Refusal, UsageError
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         raise Failure(f"the image {kit.image.ref} is not present locally, and the copy runs "
                         "in a container of it", "Pull it (`docker pull`) and run again")
     with kit_lock(kit, "db-migrate-volume"):
+        remove_unfinished(kit.settings, kit.runner.dry_run)
         return migrate(kit, args)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dbguard.backup_check import check_backup, newest_good_backup
 from dbguard.cli import entrypoint, parser
+from dbguard.destructive.delete_backups import remove_unfinished
 from dbguard.destructive.replace_database import (old_name, preflight_replace,
                                                   replace_with_backup)
 from dbguard.errors import EXIT_OK
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     kit = open_kit(args)
     container = require_running(kit)
     with kit_lock(kit, "db-restore"):
+        remove_unfinished(kit.settings, kit.runner.dry_run)
         major = kit.image.pg_major
         backup = check_backup(kit, resolve(args.file), major) if args.file \
             else newest_good_backup(kit, major)

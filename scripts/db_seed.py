@@ -17,6 +17,7 @@ import sys
 
 from dbguard.backup_check import check_backup
 from dbguard.cli import entrypoint, parser
+from dbguard.destructive.delete_backups import remove_unfinished
 from dbguard.destructive.replace_database import (old_name, preflight_replace,
                                                   replace_with_backup)
 from dbguard.errors import EXIT_OK, Failure, Refusal
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         raise Failure(f"no fixture at {s.fixture}",
                       "Export one from a database with content: make db-fixture")
     with kit_lock(kit, "db-seed"):
+        remove_unfinished(kit.settings, kit.runner.dry_run)
         fixture = check_backup(kit, s.fixture, kit.image.pg_major)
         state = preflight_replace(kit)
         before = state.tables

@@ -180,7 +180,7 @@ class Kit:
 
         return psycopg.connect(host="127.0.0.1", port=self.port, user="sum_user",
                                password=self.password, dbname=dbname, autocommit=True,
-                               connect_timeout=5)
+                               connect_timeout=5, client_encoding="utf8")
 
     def sql(self, query: str, dbname: str = "sum_db") -> list[tuple]:
         with self.connect(dbname) as conn:

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Entrypoint of the test image: the contract of the official postgres image, reduced to what the
 # kit relies on. Data in $PGDATA; initdb only when $PGDATA has no PG_VERSION (POSTGRES_USER,
-# POSTGRES_PASSWORD and POSTGRES_DB take effect only then); trust on the local socket, password
+# POSTGRES_PASSWORD, POSTGRES_DB and POSTGRES_INITDB_ARGS take effect only then); trust on the local socket, password
 # over TCP; the server runs as postgres through exec so that signals reach it.
 set -Eeuo pipefail
 
@@ -27,8 +27,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	fi
 	pwfile=$(mktemp)
 	printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+	# POSTGRES_INITDB_ARGS split into words, as the official image does (e.g. --locale=C,
+	# which makes a SQL_ASCII cluster).
+	# shellcheck disable=SC2086
 	initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
-		--auth-host=scram-sha-256 -D "$PGDATA" >/dev/null
+		--auth-host=scram-sha-256 ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA" >/dev/null
 	rm -f "$pwfile"
 	printf 'host all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
 	# Like the official image: a socket-only server while initialising, so that a TCP health

@@ -1,24 +1,21 @@
 """DESTROYS DATA: deletes old dumps from the backup folder (db-prune).
 
 Only files the kit can identify as its own are ever named: dumps that match the backup name
-pattern, beyond the newest `keep`, with their `.sha256`; and unfinished dumps (hidden
-`.partial` files, dumps and volume snapshots) older than an hour. Anything else in the folder, and volume snapshots, are
-never touched. The plan is computed first and shown; `delete` removes exactly what it names.
+pattern, beyond the newest `keep`, with their `.sha256`; and unfinished dumps and snapshots
+(hidden `.partial` files, which only killed runs leave, since all of this runs under the kit's
+lock). Anything else in the folder, and finished volume snapshots, are never touched. The
+plan is computed first and shown; `delete` removes exactly what it names.
 """
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..backups import Backup, list_backups
 from ..errors import UsageError
+from ..messages import info
 from ..settings import Settings
-
-# An unfinished dump younger than this may belong to a dump still running.
-PARTIAL_GRACE_SECONDS = 3600
-
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -45,11 +42,7 @@ def check_keep(keep: int) -> int:
 def plan_prune(settings: Settings, keep: int) -> PrunePlan:
     check_keep(keep)
     backups = list_backups(settings)
-    folder = settings.backup_dir
-    cutoff = time.time() - PARTIAL_GRACE_SECONDS
-    partial = [p for where in (folder, folder / "volumes") if where.is_dir()
-               for p in where.glob(".*.partial")]
-    stale = sorted(p for p in partial if p.stat().st_mtime < cutoff)
+    stale = unfinished_files(settings)
     return PrunePlan(backups, keep, [b.path for b in backups[keep:]], stale)
 
 
@@ -60,4 +53,28 @@ def delete(plan: PrunePlan) -> int:
         with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile: gone anyway
             f.unlink()
             removed += 1
+    return removed
+
+
+def unfinished_files(settings: Settings) -> list[Path]:
+    """The hidden `.partial` files in the backup folder and its volumes/ folder. Called under
+    the kit's lock, when no other kit command runs: each is what a killed run left behind."""
+    folder = settings.backup_dir
+    return sorted(p for where in (folder, folder / "volumes") if where.is_dir()
+                  for p in where.glob(".*.partial"))
+
+
+def remove_unfinished(settings: Settings, dry_run: bool = False) -> int:
+    """Removes what killed runs left (see unfinished_files) and says so; returns how many.
+    Never a backup: a file gets its final name only once it is whole."""
+    if dry_run:
+        return 0
+    removed = 0
+    for path in unfinished_files(settings):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    if removed:
+        info(f"removed {removed} unfinished file(s) that an interrupted run left in "
+             f"{settings.backup_dir}")
     return removed
