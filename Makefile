@@ -13,14 +13,15 @@ PY := $(VENV)/bin/python
 # taken unexpanded ($(value)), single-quoted for the shell, and kept out of the recipes'
 # environment (make would expand an exported `$(shell ...)` there). The scripts then refuse a
 # value that is not what it should be.
-FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP SIZE_MB
+FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP SIZE_MB \
+	QUICK
 unexport $(FLAGS)
 on = $(if $(filter 1 y yes true,$(value $(1))),$(2))
 arg = $(if $(value $(1)),$(2) '$(subst ','\'',$(value $(1)))')
 COMMON = $(call on,V,--verbose) $(call on,DRY_RUN,--dry-run)
 
 .PHONY: help db-up db-down db-info db-migrate-volume db-dump db-restore db-backups db-prune \
-	db-fixture db-seed db-shell db-logs test test-unit bench .deps .deps-dev
+	db-fixture db-seed db-shell db-logs test test-unit bench reliability .deps .deps-dev
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +70,9 @@ test-unit: .deps-dev ## Run the tests that need no Docker
 
 bench: .deps-dev ## Time db-dump and db-migrate-volume against raw pg_dump and cp -a (SIZE_MB=n)
 	@$(PY) tests/bench.py $(call arg,SIZE_MB,--size-mb)
+
+reliability: .deps-dev ## Run the fault trials; writes docs/reliability.md (QUICK=1: 3 runs each, no file)
+	@$(PY) tests/reliability.py $(call on,QUICK,--quick)
 
 # The virtual environment: made by the first target that needs it, and again whenever a
 # dependency list changes.

