@@ -179,12 +179,3 @@ def test_dry_runs_change_nothing(running_kit, make_kit, token):
         assert state() == before, f"{script} --dry-run changed something"
     r = kit.script("db_down", "--dry-run", "-v")
     assert "would run:" in r.stderr and " stop db" in r.stderr
-
-
-@pytest.mark.parametrize("flavor", ["v2"])
-def test_help_of_every_script(kit):
-    for script in sorted((kit.root / "scripts").glob("db_*.py")):
-        r = kit.script(script.stem, "--help")
-        assert r.returncode == 0, shown(r)
-        first = script.read_text().split('"""')[1].strip().splitlines()[0]
-        assert first in r.stdout and "examples:" in r.stdout, r.stdout

@@ -26,6 +26,7 @@ def state(container: str) -> str:
     return docker("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
 
 
+@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_up_waits_for_health_and_down_keeps_the_volume(kit):
     r = kit.make("db-up")
     assert r.returncode == 0, shown(r)
@@ -39,6 +40,7 @@ def test_up_waits_for_health_and_down_keeps_the_volume(kit):
     assert kit.sql("SELECT count(*) FROM pages") == [(10,)]
 
 
+@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_db_info_facts_as_json_and_text(running_kit):
     kit = running_kit
     kit.write_env(DBGUARD_BACKUP_MAX_AGE_DAYS="0")
@@ -231,6 +233,7 @@ def test_volumes_from_before_the_test_are_left_out_and_kept(planted, make_kit):
     assert planted not in [v["name"] for v in info(kit)["volumes"]]
 
 
+@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_another_repos_names_work_unchanged(kit):
     compose = kit.root / "docker-compose.yml"
     text = compose.read_text().replace("sum_db_data", "pgdata").replace("  db:", "  postgres:")
@@ -260,6 +263,7 @@ def test_a_stopped_daemon_is_one_error_line(kit, tmp_path):
             "/ DOCKER_CONTEXT) and run again; `docker info` shows what is wrong"), shown(r)
 
 
+@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 @pytest.mark.parametrize("flavor", ["v2", "v1"])
 def test_compose_auto_detection_prefers_v2(kit):
     kit.write_env(DBGUARD_COMPOSE="auto")
@@ -295,6 +299,7 @@ def test_docker_context_is_honoured(kit):
         docker("--config", str(kit.docker_config), "context", "rm", "-f", ctx, check=False)
 
 
+@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_shell_and_logs(running_kit):
     kit = running_kit
     r = subprocess.run([sys.executable, str(kit.root / "scripts/db_shell.py")],

@@ -130,3 +130,12 @@ def test_missing_env_through_a_script_is_exit_2_with_the_copy_command(tmp_path):
                        text=True)
     assert r.returncode == 2 and r.stderr.endswith(
         "line 2 is not KEY=value. Fix or remove that line (see .env.example for the format)\n")
+
+
+def test_help_of_every_script_is_its_docstring():
+    for script in sorted((ROOT / "scripts").glob("db_*.py")):
+        r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        first = script.read_text().split('"""')[1].strip().splitlines()[0]
+        assert first in r.stdout and "examples:" in r.stdout, r.stdout
