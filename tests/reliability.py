@@ -300,7 +300,7 @@ class Suite:
             self.rows[-1].rows_lost += self.rows_of(wanted)
 
     def full_disk(self, kit: Kit) -> None:
-        row = Row("full disk: db-dump, migrate's snapshot (5 MB tmpfs)",
+        row = Row("full disk: db-dump, restore's safety dump, migrate's snapshot (5 MB tmpfs)",
                   "exit 1 at once, 'No space left', nothing kept, service running")
         mount = self.work / "full"
         mount.mkdir()
@@ -318,6 +318,14 @@ class Suite:
                         f" in {'<30' if time.monotonic() - started < 30 else '>=30'} s")
                 row.leftovers += sum(1 for _ in mount.rglob("*.partial"))
                 row.corrupt_trusted += sum(1 for p in mount.iterdir() if BACKUP.match(p.name))
+            dump = sorted(p for p in (kit.root / "backups").glob("*.dump")
+                          if BACKUP.match(p.name) and "_pre-" not in p.name)[-1]
+            r = self.run(row, kit, "db_restore", "--file", str(dump), "--yes",
+                         env={"DBGUARD_BACKUP_DIR": str(mount)})  # its safety dump fills it
+            row.runs += 1
+            row.saw(f"restore exit {r.returncode}" +
+                    (" No space left" if "No space left" in r.stderr else ""))
+            row.leftovers += self.leftovers(kit)
             dst = self.dst  # holds a copy by now, larger than the disk: its snapshot fills it
             if dst:
                 wanted = self.fingerprint(dst)

@@ -187,9 +187,12 @@ def database_findings(settings: Settings, database: dict) -> tuple[list[Problem]
             "restore or seed was interrupted during its swap, and the application gets \"not "
             "currently accepting connections\"",
             ["make db-up   (reopens it; the data in it is as it was)"]))
-    kept = f"{settings.db_name.encode()[:48].decode(errors='ignore')}_dbguard_old"
+    base = settings.db_name.encode()[:48].decode(errors="ignore")
     for d in database.get("databases", []):
-        if d["name"] == kept:
-            notes.append(f"database {kept!r} ({human_size(d['size_bytes'])}) is the one the last "
-                         "restore or seed replaced; the next one drops it")
+        if d["name"] == f"{base}_dbguard_old":
+            notes.append(f"database {d['name']!r} ({human_size(d['size_bytes'])}) is the one the "
+                         "last restore or seed replaced; the next one drops it")
+        if d["name"] == f"{base}_dbguard_new":
+            notes.append(f"database {d['name']!r} is the scratch database of an interrupted "
+                         "restore or seed; the next one removes it")
     return problems, notes
