@@ -11,6 +11,7 @@ Problems it names, each with a stable code and the commands that fix it:
   PG_VERSION_MISMATCH      the volume's cluster was made by another PostgreSQL major version
   PG18_MOUNT_PATH          a postgres 18+ image with its volume at /var/lib/postgresql/data
   PGDATA_NOT_ON_VOLUME     the server's data directory is outside the volume
+  PGDATA_ELSEWHERE         the volume's cluster is not where the server looks (PGDATA)
   INCOMPLETE_COPY          the active volume holds an interrupted db-migrate-volume copy
   PROJECT_NAME_NOT_LOCKED  the project name comes from the directory name
   BACKUP_STALE             the newest dump is older than DBGUARD_BACKUP_MAX_AGE_DAYS

@@ -7,6 +7,8 @@ Before anything starts it refuses (exit 3, nothing created) when:
     kit exists for (ALLOW_NEW_VOLUME=1 / --allow-new-volume starts empty anyway);
   - the volume's cluster was made by another PostgreSQL major version than the image runs;
   - a postgres 18+ image would keep its data outside the volume (the mount-path change);
+  - the volume's cluster is in another folder than the one PGDATA names (the server would
+    initialise a new, empty cluster beside it);
   - the volume holds an unfinished db-migrate-volume copy.
 Otherwise it runs `compose up -d` for the database service and waits until it is healthy; on a
 timeout it shows the last log lines. On first run it creates .env from .env.example. It never

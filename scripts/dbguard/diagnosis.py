@@ -5,6 +5,7 @@ facts it is given.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from .compose import Project
@@ -97,6 +98,20 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
              f"{image.pg_major}, start on a new volume and make db-restore",
              "or upgrade the cluster in place with pg_upgrade"], blocking=True))
 
+    if where is not None and active.has_cluster and active.pg_path and \
+            os.path.normpath(active.pg_path) != os.path.normpath(where) and \
+            (not image.pg_major or active.pg_major == image.pg_major):
+        problems.append(Problem(
+            "PGDATA_ELSEWHERE",
+            f"the cluster in {active.name} is in {os.path.normpath(active.pg_path)!r} but the "
+            f"server looks for it in {os.path.normpath(where)!r} (PGDATA "
+            f"{effective_pgdata(project, image)}): it would initialise a new, empty cluster "
+            "beside your data",
+            [f"set PGDATA in the compose file to {in_container(project, active.pg_path)} "
+             "(the folder that holds the cluster)",
+             "or move the data with make db-dump, then make db-restore into the new layout"],
+            blocking=True))
+
     with_data = [v for v in others if v.has_cluster]
     fresh = active.exists and inspected and not active.has_user_data
     if with_data and (not active.exists or (inspected and not active.has_cluster)):
@@ -130,6 +145,13 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
         notes.append(f"the image {image.ref} is not present locally, so the volumes' contents "
                      "were not read (db-up pulls it)")
     return problems, notes
+
+
+def in_container(project: Project, pg_path: str) -> str:
+    """A folder in the volume, as the database container sees it."""
+    inside = os.path.normpath(pg_path)
+    mount = project.mount_target.rstrip("/")
+    return mount if inside == "." else f"{mount}/{inside}"
 
 
 def parallel_universe(project: Project, active: Volume, holders: list[Volume], state: str,

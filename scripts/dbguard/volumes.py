@@ -154,7 +154,8 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
                 if c.project != project.name and c.working_dir and \
                         Path(c.working_dir).is_dir() and Path(c.working_dir).resolve() != here:
                     elsewhere[m] = c.working_dir
-    contents = inspect_contents(runner, image, list(found))
+    contents = inspect_contents(runner, image, list(found),
+                                pgdata_in_volume(project, image) or ".")
     volumes = [Volume(name, active=name == project.volume, found_by=reasons,
                       created=details[name].get("CreatedAt"),
                       labels=details[name].get("Labels") or {}, elsewhere=elsewhere.get(name),
@@ -165,7 +166,8 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
     return sorted(volumes, key=lambda v: (v.created or "9999", v.name))
 
 
-# Runs in a throwaway container of the db image, with every volume read-only at /v/<n>. One
+# Runs in a throwaway container of the db image, with every volume read-only at /v/<n>, and as
+# $1 the folder (relative to a volume's root) where the configured server keeps its cluster. One
 # line per volume: index, KiB used, entries at the root, where PG_VERSION is, its content, the
 # cluster's system identifier (first 8 bytes of pg_control), KiB in user relations (files
 # numbered from 16384, the first OID initdb leaves to users), the marker, and how many such
@@ -175,8 +177,12 @@ INSPECT_SCRIPT = r"""
 for d in /v/*; do
   [ -d "$d" ] || continue
   pg=""; ver=""; sysid=""; user=0; marker=0
-  for c in "$d" "$d/data" "$d"/*/docker; do
-    if [ -f "$c/PG_VERSION" ]; then pg="$c"; break; fi
+  want="$d/$1"; [ "$1" = . ] && want="$d"
+  # Where the configured server looks first, then the usual places, then any folder one or two
+  # levels down (PGDATA in a subfolder of the volume is common). A cluster has pg_control too:
+  # base/<oid>/PG_VERSION alone is not one.
+  for c in "$want" "$d" "$d/data" "$d"/*/docker "$d"/* "$d"/*/*; do
+    if [ -f "$c/PG_VERSION" ] && [ -f "$c/global/pg_control" ]; then pg="$c"; break; fi
   done
   kib=$(du -sk "$d" | cut -f1)
   entries=$(ls -A "$d" | grep -cv '^lost+found$')
@@ -197,13 +203,15 @@ done
 """
 
 
-def inspect_contents(runner: Runner, image: ImageInfo, names: list[str]) -> dict[str, dict]:
+def inspect_contents(runner: Runner, image: ImageInfo, names: list[str],
+                     where: str = ".") -> dict[str, dict]:
     """Size, cluster and marker facts of existing volumes, read in one container, as Volume
-    fields by volume name (nothing for any volume when the image is not there to read with)."""
+    fields by volume name (nothing for any volume when the image is not there to read with).
+    `where`: the folder in a volume where the configured server keeps its cluster."""
     if not names or not image.present:
         return {}
     mounts = [(name, f"/v/{i}", True) for i, name in enumerate(names)]
-    out = runner(helper_args(image.ref, mounts, INSPECT_SCRIPT)).stdout.decode()
+    out = runner(helper_args(image.ref, mounts, INSPECT_SCRIPT, where)).stdout.decode()
     facts = {}
     for line in out.splitlines():
         parts = line.split("\t")

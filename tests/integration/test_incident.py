@@ -95,3 +95,35 @@ def test_adopted_locked_name_refused_explained_and_recovered(tradesite):
     kit.write_env(COMPOSE_PROJECT_NAME="sumplatform")
     assert_refused_and_explained(kit, "sumplatform_sum_db_data")
     assert_migrated(kit, before, "sumplatform_sum_db_data", "sumplatform")
+
+
+@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
+def test_pgdata_in_a_subfolder_of_the_volume_is_guarded_too(make_kit, token):
+    """The common layout PGDATA=/var/lib/postgresql/data/pgdata: the old volume's cluster is
+    found in its subfolder, so a renamed directory is refused with nothing created, and
+    migrate brings every row back."""
+    def subfolder(kit):
+        compose = kit.root / "docker-compose.yml"
+        compose.write_text(compose.read_text().replace(
+            "      POSTGRES_DB:", "      PGDATA: /var/lib/postgresql/data/pgdata\n"
+                               "      POSTGRES_DB:"))
+
+    old = make_kit("old" + token, COMPOSE_PROJECT_NAME=None)
+    subfolder(old)
+    old.up()
+    old.seed_rows(700)
+    before = old.fingerprint()
+    facts = json.loads(old.script("db_info", "--json").stdout)
+    active = next(v for v in facts["volumes"] if v["active"])
+    assert active["pg_path"] == "./pgdata" and active["user_relation_files"] > 0, active
+    assert "PGDATA_ELSEWHERE" not in [p["code"] for p in facts["problems"]]
+    assert old.script("db_down").returncode == 0
+    old.rename("new" + token)  # the directory is renamed: another project name, another volume
+    new_volume = f"new{token}_sum_db_data"
+    r = old.script("db_up")
+    assert r.returncode == 3 and "PARALLEL_UNIVERSE" in r.stderr, shown(r)
+    assert f"old{token}_sum_db_data" in r.stderr, shown(r)
+    assert new_volume not in volume_names(), "the refusal created no volume"
+    r = old.script("db_migrate_volume", "--yes")
+    assert r.returncode == 0, shown(r)
+    assert old.fingerprint() == before

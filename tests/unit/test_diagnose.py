@@ -178,3 +178,21 @@ def test_a_volume_of_a_neighbouring_project_is_left_out_with_a_note():
     assert problems == []
     assert notes == ["shop_sum_db_data belongs to the project in /src/shop (a container of it "
                      "ran from there), so it is left out of the comparison"]
+
+
+def test_a_cluster_where_the_server_does_not_look_blocks_db_up():
+    """PGDATA points at a subfolder but the cluster sits at the volume's root (or the other
+    way round): the server would initialise a new, empty cluster beside the data."""
+    subfolder = project(pgdata="/var/lib/postgresql/data/pgdata")
+    at_root = vol("sumplatform_sum_db_data", True, pg_path=".")
+    problems, _ = diagnose(subfolder, IMG15, [at_root])
+    (p,) = problems
+    assert (p.code, p.blocking) == ("PGDATA_ELSEWHERE", True)
+    assert p.message.startswith("the cluster in sumplatform_sum_db_data is in '.' but the "
+                                "server looks for it in 'pgdata' (PGDATA "
+                                "/var/lib/postgresql/data/pgdata)")
+    assert p.fix[0] == ("set PGDATA in the compose file to /var/lib/postgresql/data (the "
+                        "folder that holds the cluster)")
+    in_subfolder = vol("sumplatform_sum_db_data", True, pg_path="./pgdata")
+    assert diagnose(subfolder, IMG15, [in_subfolder])[0] == []
+    assert codes(diagnose(project(), IMG15, [in_subfolder])[0]) == ["PGDATA_ELSEWHERE"]
