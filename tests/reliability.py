@@ -77,6 +77,7 @@ class Suite:
         self.kits: list[Kit] = []
         self.sampled = 0
         self.dst: Kit | None = None
+        self.dump = Path()
         self.source_volume = ""
 
     # --- kits -----------------------------------------------------------------------------
@@ -230,7 +231,13 @@ class Suite:
         main.sql("CREATE INDEX ON pages (title)")
         base = self.fingerprint(main)
         setup = Row("setup", "")
-        dump = main.root / self.run(setup, main, "db_dump", check=True).stdout.strip()
+        made = main.root / self.run(setup, main, "db_dump", check=True).stdout.strip()
+        # A copy outside backups/ (the prune trials delete old dumps there), with its checksum.
+        dump = self.work / made.name
+        dump.write_bytes(made.read_bytes())
+        (self.work / f"{made.name}.sha256").write_text(
+            made.with_name(made.name + ".sha256").read_text())
+        self.dump = dump
         self.run(setup, main, "db_fixture", check=True)
 
         for sig in (signal.SIGKILL, signal.SIGINT):
@@ -318,9 +325,7 @@ class Suite:
                         f" in {'<30' if time.monotonic() - started < 30 else '>=30'} s")
                 row.leftovers += sum(1 for _ in mount.rglob("*.partial"))
                 row.corrupt_trusted += sum(1 for p in mount.iterdir() if BACKUP.match(p.name))
-            dump = sorted(p for p in (kit.root / "backups").glob("*.dump")
-                          if BACKUP.match(p.name) and "_pre-" not in p.name)[-1]
-            r = self.run(row, kit, "db_restore", "--file", str(dump), "--yes",
+            r = self.run(row, kit, "db_restore", "--file", str(self.dump), "--yes",
                          env={"DBGUARD_BACKUP_DIR": str(mount)})  # its safety dump fills it
             row.runs += 1
             row.saw(f"restore exit {r.returncode}" +
