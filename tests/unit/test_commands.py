@@ -396,3 +396,62 @@ def test_an_image_that_cannot_be_pulled_is_one_error_pointing_at_composes_output
     assert capsys.readouterr().err.splitlines()[-1] == (
         "ERROR: `docker compose pull` failed (its output is above). Make the image postgres:15 "
         "available (check its name, or build or load it) and run again; nothing was started")
+
+
+def test_a_server_error_during_the_swap_is_one_error_line(kit, monkeypatch):
+    """e.g. ObjectInUse when other sessions do not go away in time: no traceback, and the
+    message says the database was left as it was."""
+    import psycopg
+
+    from dbguard.destructive import replace_database as rd
+
+    def busy(*args):
+        raise psycopg.errors.ObjectInUse(
+            'database "sum_db" is being accessed by other users')
+
+    monkeypatch.setattr(rd, "_replace", busy)
+    with pytest.raises(Failure) as err:
+        rd.replace_database(kit, lambda name: None)
+    assert err.value.line() == (
+        "ERROR: the database server refused a step of the replacement (database \"sum_db\" is "
+        "being accessed by other users). 'sum_db' was left as it was and is open; run again "
+        "(stop the application first if it keeps the database busy)")
+
+
+def test_a_backup_removed_by_hand_while_db_prune_runs_is_no_error(kit):
+    from dbguard.destructive.delete_backups import delete, plan_prune
+
+    folder = kit.settings.backup_dir
+    folder.mkdir()
+    for day in (1, 2, 3):
+        (folder / f"sum_db_2025120{day}_000000.dump").write_bytes(b"PGDMP")
+    (folder / ".sum_db_20251204_000000.dump.partial").write_bytes(b"half")
+    plan = plan_prune(kit.settings, 1)
+    assert len(plan.files) == 3
+    plan.stale[0].unlink()  # listed, then removed by hand before the deletion
+    assert delete(plan) == 2
+    assert [p.name for p in folder.iterdir()] == ["sum_db_20251203_000000.dump"]
+
+
+def test_db_backups_lists_safety_dumps_and_unfinished_snapshots_apart(kit, monkeypatch, capsys):
+    import db_backups
+
+    folder = kit.settings.backup_dir
+    (folder / "volumes").mkdir(parents=True)
+    (folder / "sum_db_20251201_000000.dump").write_bytes(b"PGDMP")
+    (folder / "sum_db_20251202_000000_pre-restore.dump").write_bytes(b"PGDMP")
+    (folder / "volumes" / ".sumplatform_sum_db_data_20251202_000000.tar.partial").write_bytes(
+        b"half")
+    monkeypatch.setattr(db_backups, "load_settings", lambda: kit.settings)
+    assert db_backups.main([]) == 0
+    out = capsys.readouterr().out
+    own, safety = out.split("safety dumps")
+    assert "sum_db_20251201_000000.dump" in own and "pre-restore" not in own
+    assert "sum_db_20251202_000000_pre-restore.dump" in safety
+    assert "1 unfinished snapshot(s)" in out
+    assert db_backups.main(["--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [b["name"] for b in listed["safety_dumps"]] == [
+        "sum_db_20251202_000000_pre-restore.dump"]
+    assert listed["unfinished_snapshots"] == [
+        ".sumplatform_sum_db_data_20251202_000000.tar.partial"]
