@@ -27,7 +27,7 @@ def main() -> int:
               file=sys.stderr)
         return 1
     env = dict(os.environ, DBGUARD_TEST_IMAGE=build.stdout.strip(), DBGUARD_REQUIRE_DOCKER="1")
-    code = subprocess.run([sys.executable, "-m", "pytest", str(HERE), "-ra",
+    code = subprocess.run([sys.executable, "-m", "pytest", str(HERE), "-ra", "--durations=15",
                            *sys.argv[1:]], env=env).returncode
     return 1 if code == 5 else code  # 5: pytest collected no test, which is a failure here
 

@@ -88,7 +88,7 @@ def test_dump_files_are_whole_owner_only_and_checksummed(running_kit):
 def test_killed_dumps_leave_nothing_restore_or_backups_would_take(running_kit):
     kit = running_kit
     kit.sql("CREATE TABLE big AS SELECT g, md5(g::text) || md5((g * 7)::text) AS v "
-            "FROM generate_series(1, 1500000) g")
+            "FROM generate_series(1, 800000) g")
     started = time.monotonic()
     dump(kit)
     full = time.monotonic() - started
