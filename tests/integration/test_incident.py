@@ -89,7 +89,6 @@ def test_renamed_directory_refused_explained_and_recovered(tradesite):
     assert_migrated(kit, before, "sum-platform_sum_db_data", "sum-platform")
 
 
-@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_adopted_locked_name_refused_explained_and_recovered(tradesite):
     kit, before = tradesite
     kit.write_env(COMPOSE_PROJECT_NAME="sumplatform")
@@ -97,7 +96,6 @@ def test_adopted_locked_name_refused_explained_and_recovered(tradesite):
     assert_migrated(kit, before, "sumplatform_sum_db_data", "sumplatform")
 
 
-@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_pgdata_in_a_subfolder_of_the_volume_is_guarded_too(make_kit, token):
     """The common layout PGDATA=/var/lib/postgresql/data/pgdata: the old volume's cluster is
     found in its subfolder, so a renamed directory is refused with nothing created, and

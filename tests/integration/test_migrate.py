@@ -196,6 +196,8 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     kit.up()
     assert kit.fingerprint() == mine
 
+    if fault != "fail-copy":
+        return  # the rest is the same code path for both faults
     # With the database running: it is stopped for the copy and runs again after the undo.
     r = kit.script("db_migrate_volume", "--yes", fault=fault)
     assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
