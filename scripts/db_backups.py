@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 
-from dbguard.backups import list_backups
+from dbguard.backups import list_backups, unfinished_files
 from dbguard.cli import entrypoint, parser
 from dbguard.errors import EXIT_OK
 from dbguard.messages import human_age, human_size, table
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
              "format": b.format, "checksum_ok": b.checksum_ok(), "safety": b.safety}
             for b in backups]
     folder, volumes = settings.backup_dir, settings.backup_dir / "volumes"
-    partial = sorted(p.name for p in folder.glob(".*.partial")) if folder.is_dir() else []
+    unfinished, unfinished_snapshots = unfinished_files(settings)
+    partial = [p.name for p in unfinished]
+    partial_snapshots = [p.name for p in unfinished_snapshots]
     snapshots = sorted(volumes.glob("*.tar"), reverse=True) if volumes.is_dir() else []
-    partial_snapshots = sorted(p.name for p in volumes.glob(".*.partial")) \
-        if volumes.is_dir() else []
     if args.json:
         print(json.dumps({"backups": [r for r in rows if not r["safety"]],
                           "safety_dumps": [r for r in rows if r["safety"]],

@@ -21,7 +21,6 @@ examples:
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from dbguard.cli import entrypoint, parser
@@ -82,10 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         info(f"creating the new volume {active.name}{others}")
     start_service(kit)
     if not kit.runner.dry_run:
-        with contextlib.suppress(Exception):  # unreachable from here: db-info explains it
-            if reopen_if_closed(kit.settings):
-                warning(f"reopened database {kit.settings.db_name!r}: an interrupted restore had "
-                        "left it closed to connections")
+        if reopen_if_closed(kit.settings):
+            warning(f"reopened database {kit.settings.db_name!r}: an interrupted restore had "
+                    "left it closed to connections")
         success(f"{p.service} is up on {kit.settings.db_host}:{kit.settings.db_port}, volume "
                   f"{active.name}")
     return EXIT_OK

@@ -24,6 +24,7 @@ import datetime as dt
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -522,6 +523,9 @@ class Suite:
     def cleanup(self) -> None:
         projects = {k.project for k in self.kits}
         remove_test_objects(self.token, projects, [], self.before)
+        for mount in ("full", "readonly"):  # unmounted already, unless a trial was cut short
+            subprocess.run(["umount", str(self.work / mount)], capture_output=True)
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def machine() -> str:

@@ -20,6 +20,8 @@ FORMAT_EXT = {"custom": "dump", "plain": "sql"}
 # <db>_<YYYYmmdd_HHMMSS>[_<tag>].<dump|sql>, the database name percent-encoded (file_stem).
 BACKUP_RE = re.compile(r"^(?P<db>[A-Za-z0-9_.~%-]+?)_(?P<stamp>\d{8}_\d{6})"
                        r"(?:_(?P<tag>[a-z][a-z0-9-]*))?\.(?P<ext>dump|sql)$")
+# A volume snapshot under <backups>/volumes/: <volume>_<YYYYmmdd_HHMMSS>.tar
+SNAPSHOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*_\d{8}_\d{6}\.tar$")
 # Tags of the dumps the kit takes before it replaces a database: safety copies, never what
 # db-restore picks by itself.
 SAFETY_TAGS = ("pre-restore", "pre-seed")
@@ -109,3 +111,25 @@ def backup_path(settings: Settings, fmt: str, tag: str | None = None,
             return path
         time.sleep(1)
     raise Failure(f"cannot pick a free backup name in {folder}", "Run the command again")
+
+
+def is_kit_partial(path: Path, pattern: re.Pattern) -> bool:
+    """A hidden `.partial` file the kit itself writes: a dump (or snapshot, by `pattern`) on
+    its way to its final name, or the checksum beside one. Nothing else in a folder that may
+    be shared (a DBGUARD_BACKUP_DIR under /tmp, say) is ever taken for the kit's."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith(".partial")):
+        return False
+    inner = name[1:-len(".partial")]
+    inner = inner[:-len(".sha256")] if inner.endswith(".sha256") else inner
+    return bool(pattern.match(inner))
+
+
+def unfinished_files(settings: Settings) -> tuple[list[Path], list[Path]]:
+    """The kit's unfinished dumps in the backup folder, and unfinished snapshots in volumes/."""
+    folder, volumes = settings.backup_dir, settings.backup_dir / "volumes"
+    dumps = sorted(p for p in folder.glob(".*.partial") if is_kit_partial(p, BACKUP_RE)) \
+        if folder.is_dir() else []
+    snaps = sorted(p for p in volumes.glob(".*.partial") if is_kit_partial(p, SNAPSHOT_RE)) \
+        if volumes.is_dir() else []
+    return dumps, snaps

@@ -74,14 +74,21 @@ def database_summary(settings: Settings) -> dict:
 
 def reopen_if_closed(settings: Settings) -> bool:
     """Allows connections again to the configured database when an interrupted swap of the
-    kit's left it closed (nothing else the kit does closes one). True if it did."""
-    with maintenance_connection(settings) as conn:
-        row = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
-                           [settings.db_name]).fetchone()
-        if row is None or row[0]:
-            return False
-        conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", settings.db_name))
-        return True
+    kit's left it closed (nothing else the kit does closes one). True if it did; False too
+    when the server cannot be asked from here (db-info explains why)."""
+    from psycopg import Error as PsycopgError
+
+    try:
+        with maintenance_connection(settings) as conn:
+            row = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                               [settings.db_name]).fetchone()
+            if row is None or row[0]:
+                return False
+            conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                                settings.db_name))
+            return True
+    except PsycopgError:
+        return False
 
 
 def explain_connection_error(settings: Settings, exc: Exception) -> str:

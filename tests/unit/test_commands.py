@@ -455,3 +455,48 @@ def test_db_backups_lists_safety_dumps_and_unfinished_snapshots_apart(kit, monke
         "sum_db_20251202_000000_pre-restore.dump"]
     assert listed["unfinished_snapshots"] == [
         ".sumplatform_sum_db_data_20251202_000000.tar.partial"]
+
+
+def test_a_data_command_clears_only_the_kits_own_leftover_partial_files(kit, monkeypatch):
+    """Under the lock, the kit's `.partial` files are a killed run's debris and go when db-dump
+    starts; a partial file of another program in a shared folder is never touched."""
+    import db_dump
+
+    folder = kit.settings.backup_dir
+    (folder / "volumes").mkdir(parents=True)
+    ours = [folder / ".sum_db_20251201_000000.dump.partial",
+            folder / ".sum_db_20251201_000000.dump.sha256.partial",
+            folder / "volumes" / ".sumplatform_sum_db_data_20251201_000000.tar.partial"]
+    theirs = [folder / ".download.partial", folder / "volumes" / ".notes.partial"]
+    for path in ours + theirs:
+        path.write_bytes(b"half")
+    monkeypatch.setattr(db_dump, "open_kit", lambda args: kit)
+    monkeypatch.setattr(db_dump, "require_running", lambda kit: container("c1"))
+    kit.runner.answer(compose_args(kit, "exec", "-T", "db", "pg_dump"),
+                      stdout=b"PGDMP" + os.urandom(64))
+    assert db_dump.main([]) == 0
+    assert [p.exists() for p in ours] == [False, False, False]
+    assert [p.exists() for p in theirs] == [True, True], "not the kit's: kept"
+
+
+def test_seed_asks_before_it_drops_the_database_a_previous_run_kept(kit, monkeypatch, capsys):
+    import db_seed
+    from dbguard.destructive.replace_database import ReplaceState
+    from dbguard.errors import EXIT_REFUSED
+
+    kit.settings.fixture.parent.mkdir(parents=True, exist_ok=True)
+    kit.settings.fixture.write_text("-- fixture\n")
+    replaced = []
+    monkeypatch.setattr(db_seed, "open_kit", lambda args: kit)
+    monkeypatch.setattr(db_seed, "require_running", lambda kit: container("c1"))
+    monkeypatch.setattr(db_seed, "check_backup", lambda kit, path, major: path)
+    monkeypatch.setattr(db_seed, "replace_with_backup", lambda *a: replaced.append(a))
+    state = ReplaceState(tables={}, kept_old=8 << 20, closed=False)
+    monkeypatch.setattr(db_seed, "preflight_replace", lambda kit: state)
+    assert db_seed.main([]) == EXIT_REFUSED  # no terminal and no --yes: no is the answer
+    err = capsys.readouterr().err
+    assert "this drops the database 'sum_db_dbguard_old' (8.0 MiB)" in err
+    assert "no terminal to ask for confirmation" in err and replaced == []
+    assert db_seed.main(["--yes"]) == 0 and len(replaced) == 1
+    state = ReplaceState(tables={}, kept_old=None, closed=False)
+    assert db_seed.main([]) == 0 and len(replaced) == 2, "nothing to lose: no question"

@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backups import Backup, list_backups
+from ..backups import Backup, list_backups, unfinished_files
 from ..errors import UsageError
 from ..messages import info
 from ..settings import Settings
@@ -42,7 +42,7 @@ def check_keep(keep: int) -> int:
 def plan_prune(settings: Settings, keep: int) -> PrunePlan:
     check_keep(keep)
     backups = list_backups(settings)
-    stale = unfinished_files(settings)
+    stale = kit_partials(settings)
     return PrunePlan(backups, keep, [b.path for b in backups[keep:]], stale)
 
 
@@ -56,21 +56,20 @@ def delete(plan: PrunePlan) -> int:
     return removed
 
 
-def unfinished_files(settings: Settings) -> list[Path]:
-    """The hidden `.partial` files in the backup folder and its volumes/ folder. Called under
-    the kit's lock, when no other kit command runs: each is what a killed run left behind."""
-    folder = settings.backup_dir
-    return sorted(p for where in (folder, folder / "volumes") if where.is_dir()
-                  for p in where.glob(".*.partial"))
+def kit_partials(settings: Settings) -> list[Path]:
+    """The kit's own `.partial` files (backups.unfinished_files). Called under the kit's lock,
+    when no other kit command runs: each is what a killed run left behind."""
+    dumps, snapshots = unfinished_files(settings)
+    return dumps + snapshots
 
 
 def remove_unfinished(settings: Settings, dry_run: bool = False) -> int:
-    """Removes what killed runs left (see unfinished_files) and says so; returns how many.
+    """Removes what killed runs left (see kit_partials) and says so; returns how many.
     Never a backup: a file gets its final name only once it is whole."""
     if dry_run:
         return 0
     removed = 0
-    for path in unfinished_files(settings):
+    for path in kit_partials(settings):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1

@@ -21,7 +21,7 @@ from ..dumps import take_dump
 from ..errors import Failure
 from ..kit import Kit
 from ..loads import load_backup, report_tables
-from ..messages import detail, info
+from ..messages import detail, info, warning
 from ..postgres import (connect, connection_failure, explain_connection_error,
                         maintenance_connection, sql_id, table_stats)
 from ..settings import Settings
@@ -150,6 +150,8 @@ def drop_database(conn, name: str) -> None:
 
 
 def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
+    from psycopg import Error as PsycopgError
+
     with maintenance_connection(settings) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone()
         if not exists:
@@ -157,7 +159,6 @@ def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
             return
         # Close the door first, so nothing reconnects between the terminations and the rename.
         conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", db))
-        swapped = False
         try:
             for _ in range(100):
                 left = conn.execute(
@@ -169,14 +170,18 @@ def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
             with conn.transaction():
                 conn.execute(sql_id("ALTER DATABASE {} RENAME TO {}", db, old))
                 conn.execute(sql_id("ALTER DATABASE {} RENAME TO {}", new, db))
-            swapped = True
-        finally:
-            # Open again: the new database after the swap (it was renamed, so the replaced one
-            # kept the closed flag and stays closed as <db>_dbguard_old), or the old one on a
-            # failure.
-            conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", db))
-            if swapped:
-                conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", old))
+        except BaseException:
+            conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", db))  # as it was
+            raise
+    # Swapped: the new database is open (it never was closed); the replaced one took the closed
+    # flag with it and is opened so it can be looked at. Nothing failing here may be reported
+    # as a failed restore, so it is a warning.
+    try:
+        with maintenance_connection(settings) as conn:
+            conn.execute(sql_id("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", old))
+    except PsycopgError as exc:
+        warning(f"{old!r} stays closed to connections ({explain_connection_error(settings, exc)});"
+                f" ALTER DATABASE \"{old}\" WITH ALLOW_CONNECTIONS true opens it")
 
 
 def replace_with_backup(kit: Kit, backup: CheckedBackup, container: Container,
