@@ -98,7 +98,8 @@ def render(facts: dict, volumes: list[Volume]) -> str:
            "", f"=== All {facts['volume_key']} Volumes ===",
            *volume_table(volumes),
            "", "=== Database Connection Details ===",
-           f"DB Host:         {c['host']}", f"DB Port:         {c['port']}",
+           f"DB Host:         {c['host'] or '(the container, once it runs)'}",
+           f"DB Port:         {c['port'] or '(its published port, else 5432 on its address)'}",
            f"DB Name:         {c['name']}", f"DB User:         {c['user']}",
            f"DB Password:     {c['password']}",
            "", "=== Container Status ==="]
@@ -114,7 +115,8 @@ def render(facts: dict, volumes: list[Volume]) -> str:
                 f"  {c['name']}: {plural(db['tables'], 'table')}, about "
                 f"{plural(db['rows_estimate'], 'row')}, {human_size(db['size_bytes'])}"]
     else:
-        out.append(f"  not reachable at {c['host']}:{c['port']}: {db['error']}")
+        where = f" at {c['host']}:{c['port']}" if c["host"] else ""
+        out.append(f"  not reachable{where}: {db['error']}")
     out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]
     out += ["", "=== Verdict ==="]
     if not facts["problems"]:

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     command = kit.compose.args("logs", "--follow", "--tail", "100", kit.project.service)
     if args.verbose:
         kit.runner.show(command)
-    proc = subprocess.Popen(command, cwd=kit.settings.root)
+    proc = subprocess.Popen(command, cwd=kit.settings.project_dir)
     try:
         return proc.wait()
     except KeyboardInterrupt:

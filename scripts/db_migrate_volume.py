@@ -38,8 +38,8 @@ from dbguard.kit import Kit, kit_lock, open_kit
 from dbguard.messages import (confirm, detail, headline, human_size, info, plural, success,
                               warning)
 from dbguard.postgres import database_summary
-from dbguard.service import (RUNNING_STATES, remove_leftover_helpers, start_service,
-                             stop_containers)
+from dbguard.service import (RUNNING_STATES, name_holder, remove_leftover_helpers,
+                             start_service, stop_containers)
 from dbguard.snapshots import list_snapshots, snapshot_volume
 from dbguard.migration import plan_copy, start_again
 from dbguard.volumes import Volume
@@ -66,6 +66,11 @@ def show_plan(kit: Kit, source: Volume, target: Volume, snapshot: bool,
     if leftovers:
         detail("removes:  " + ", ".join(sorted(leftovers))
                  + " (dbguard helpers left by an interrupted run)")
+    holder = name_holder(kit)
+    if holder:
+        detail(f"removes:  the {holder.state} container {holder.name} of project "
+               f"{holder.project or '(none)'}, which holds the container name "
+               f"{kit.project.service!r} needs (its volumes are kept)")
     detail(f"then:     copy, compare file by file (md5), start {kit.project.service!r}, "
              "report")
 
@@ -120,6 +125,7 @@ def report(kit: Kit, source_name: str) -> None:
     info(f"files: {after.name} {human_size(after.size)} vs {source.name} "
            f"{human_size(source.size)}; cluster {'identical to' if same else 'DIFFERS from'} "
            f"the source (system identifier {after.system_id})")
+    kit = kit.reachable()  # started again just now: its address may be new
     db = database_summary(kit.settings)
     if db["reachable"]:
         info(f"databases: {', '.join(d['name'] for d in db['databases'])}; "
@@ -177,7 +183,7 @@ def migrate(kit: Kit, args) -> int:
     except Failure:
         start_again(kit, stops)
         raise
-    start_service(kit)
+    start_service(kit, free_name=True)
     report(kit, source.name)
     return EXIT_OK
 

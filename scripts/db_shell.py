@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                              "-d", s.db_name)
     if args.verbose:
         kit.runner.show(command)
-    return subprocess.call(command, cwd=s.root)
+    return subprocess.call(command, cwd=s.project_dir)
 
 
 if __name__ == "__main__":

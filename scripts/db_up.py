@@ -31,7 +31,7 @@ from dbguard.kit import open_kit
 from dbguard.messages import info, success, warning
 from dbguard.postgres import reopen_if_closed
 from dbguard.service import start_service
-from dbguard.settings import KIT_ROOT, init_env_file
+from dbguard.settings import init_env_file, needs_env_file
 from dbguard.volumes import volume_table
 
 
@@ -41,21 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-new-volume", action="store_true",
                     help="start on a new, empty volume even though another volume holds data")
     args = ap.parse_args(argv)
-    if args.dry_run and not (KIT_ROOT / ".env").exists():
+    if args.dry_run and needs_env_file():
         info("dry run: would create .env from .env.example, then check and start; nothing "
                "was changed")
         return EXIT_OK
-    if init_env_file():
-        info("created .env from .env.example (review it: it locks COMPOSE_PROJECT_NAME and "
-               "holds the database password)")
+    locked = init_env_file()
+    if locked:
+        info(f"created .env from .env.example with COMPOSE_PROJECT_NAME={locked}, the name "
+             "Compose uses for this folder (review it: it also holds the database password)")
     kit = open_kit(args)
     p = kit.project
     if not kit.image.present:
-        info(f"pulling {p.image} (not present locally)")
-        pulled = kit.compose("pull", p.service, mutates=True, stdout=None, stderr=None,
-                             check=False)
-        if pulled.returncode != 0:  # Compose printed why, right above
-            raise Failure(f"`{' '.join(kit.compose.command)} pull` failed (its output is above)",
+        verb = "build" if p.builds else "pull"
+        info(f"{verb}ing {p.image} (not present locally)")
+        made = kit.compose(verb, p.service, mutates=True, stdout=None, stderr=None,
+                           check=False)
+        if made.returncode != 0:  # Compose printed why, right above
+            raise Failure(f"`{' '.join(kit.compose.command)} {verb}` failed (its output is "
+                          "above)",
                           f"Make the image {p.image} available (check its name, or build or "
                           "load it) and run again; nothing was started")
         kit = kit.with_image(inspect_image(kit.runner, p.image))
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         info(f"creating the new volume {active.name}{others}")
     start_service(kit)
     if not kit.runner.dry_run:
+        kit = kit.reachable()  # the container's port or address exists only now
         if reopen_if_closed(kit.settings):
             warning(f"reopened database {kit.settings.db_name!r}: an interrupted restore had "
                     "left it closed to connections")

@@ -17,8 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
-KIT_FILES = ["Makefile", "scripts", "docker-compose.yml", ".env.example", "requirements.txt",
-             "requirements-dev.txt", "fixtures", "backups"]
+# Under pytest-xdist every worker gives the kit's compose volume a key of its own, so that one
+# worker's volumes are never candidates (by label or by name) for another worker's kits: the
+# kit looks at every volume on the machine that may hold its data, by design.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+KEY = "sum_db_data" + (f"_{WORKER}" if WORKER else "")
+KIT_FILES = ["Makefile", "dbguard.mk", "scripts", "docker-compose.yml", ".env.example",
+             "requirements.txt", "requirements-dev.txt", "fixtures", "backups"]
 
 
 def docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -32,21 +37,34 @@ def volume_names() -> set[str]:
     return set(docker("volume", "ls", "-q").stdout.split())
 
 
+_ports = iter(range(20000 + 2000 * int(WORKER[2:]), 22000 + 2000 * int(WORKER[2:]))
+              if WORKER else range(20000, 32000))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port from a range of this worker's own (below the kernel's ephemeral
+    range), so that two workers never pick the same port before Docker binds it."""
+    for port in _ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port left in this worker's range")
 
 
 def shown(r: subprocess.CompletedProcess) -> str:
     return f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
 
 
-def build_test_image() -> str:
-    """The tag of the PostgreSQL test image, built from Debian's packages if needed."""
-    tag = os.environ.get("DBGUARD_TEST_IMAGE")
+def build_test_image(major: int = 15) -> str:
+    """The tag of the PostgreSQL test image of a major (15, 17 or 18), built from Debian's
+    packages if needed (tests/run.py builds them all first and names them in the
+    environment)."""
+    tag = os.environ.get("DBGUARD_TEST_IMAGE" + ("" if major == 15 else f"_{major}"))
     if not tag:
-        build = subprocess.run(["bash", str(ROOT / "tests/testbed/build_image.sh")],
+        build = subprocess.run(["bash", str(ROOT / "tests/testbed/build_image.sh"), str(major)],
                                capture_output=True, text=True)
         assert build.returncode == 0, build.stderr
         tag = build.stdout.strip()
@@ -64,6 +82,9 @@ def copy_kit(root: Path) -> None:
                 "__pycache__", "*.pyc", "*.dump", "*.sql", "*.sha256", "volumes", ".*.lock"))
         else:
             shutil.copy2(src, root / name)
+    if KEY != "sum_db_data":
+        compose = root / "docker-compose.yml"
+        compose.write_text(compose.read_text().replace("sum_db_data", KEY))
 
 
 @dataclass
@@ -88,7 +109,7 @@ class Kit:
 
     @property
     def volume(self) -> str:
-        return f"{self.project}_sum_db_data"
+        return f"{self.project}_{KEY}"
 
     def write_env(self, **values) -> None:
         base = {"COMPOSE_PROJECT_NAME": self.token, "DJANGO_DB_NAME": "sum_db",
@@ -108,7 +129,7 @@ class Kit:
 
     def process_env(self, extra: dict | None = None) -> dict:
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_")) and k != "VENV"}
+               if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_")) }
         env.update(DOCKER_CONFIG=str(self.docker_config), NO_COLOR="1", PYTHONUNBUFFERED="1")
         if self.foreign_volumes and "DBGUARD_IGNORE_VOLUMES" not in self.env_values:
             env["DBGUARD_IGNORE_VOLUMES"] = ",".join(self.foreign_volumes)
@@ -132,8 +153,8 @@ class Kit:
     def make(self, target: str, *variables: str, env: dict | None = None
              ) -> subprocess.CompletedProcess:
         r = subprocess.run(["make", "--no-print-directory", "-C", str(self.root), target,
-                            f"VENV={VENV}", *variables], env=self.process_env(env), text=True,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+                            f"DBGUARD_VENV={VENV}", *variables], env=self.process_env(env),
+                           text=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         return self._check(r)
 
     def popen(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:

@@ -495,7 +495,7 @@ class Suite:
                 value = template.format(m=marker)
                 target = targets.get(var, "db-info")
                 r = subprocess.run(["make", "--no-print-directory", "-C", str(kit.root),
-                                    target, f"VENV={sys.prefix}", f"{var}={value}",
+                                    target, f"DBGUARD_VENV={sys.prefix}", f"{var}={value}",
                                     "DRY_RUN=1"],
                                    env=kit.process_env(), text=True, capture_output=True,
                                    stdin=subprocess.DEVNULL, timeout=600)

@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
 """The test command (`make test`): prepares the Docker tier, then runs every test with it
-required. Builds the PostgreSQL test image from Debian's packages when its recipe changed
-(tests/testbed/build_image.sh), and fails, never skips, when Docker cannot be reached.
-Extra arguments go to pytest (`make test PYTEST_ARGS='-k migrate'`)."""
+required. Builds the PostgreSQL test images (15, 17 and 18) from Debian's packages when
+their recipe changed (tests/testbed/build_image.sh), and fails, never skips, when Docker
+cannot be reached.
+Extra arguments go to pytest (`make test PYTEST_ARGS='-k migrate'`).
+
+The tests run on DBGUARD_TEST_WORKERS pytest-xdist workers (2 by default; 1 runs them in this
+one process). A test spends much of its time waiting on container starts and stops, so two
+workers overlap those waits even on a 2-core machine; each worker keeps to its own volume key
+and port range, and the tests that need the incident report's fixed project names share one
+worker."""
 from __future__ import annotations
 
 import os
@@ -20,15 +27,24 @@ def main() -> int:
               "Start Docker and run `make test` again (`make test-unit` runs without it)",
               file=sys.stderr)
         return 1
-    build = subprocess.run(["bash", str(HERE / "testbed" / "build_image.sh")],
-                           stdout=subprocess.PIPE, text=True)
-    if build.returncode != 0:
-        print("ERROR: building the PostgreSQL test image failed (its output is above)",
+    env = dict(os.environ, DBGUARD_REQUIRE_DOCKER="1")
+    for major, key in ((15, "DBGUARD_TEST_IMAGE"), (17, "DBGUARD_TEST_IMAGE_17"),
+                       (18, "DBGUARD_TEST_IMAGE_18")):
+        build = subprocess.run(["bash", str(HERE / "testbed" / "build_image.sh"), str(major)],
+                               stdout=subprocess.PIPE, text=True)
+        if build.returncode != 0:
+            print(f"ERROR: building the PostgreSQL {major} test image failed (its output is "
+                  "above)", file=sys.stderr)
+            return 1
+        env[key] = build.stdout.strip()
+    workers = os.environ.get("DBGUARD_TEST_WORKERS", "2")
+    if not workers.isdigit() or int(workers) < 1:
+        print(f"ERROR: DBGUARD_TEST_WORKERS={workers!r} is not a number of workers (1 or more)",
               file=sys.stderr)
-        return 1
-    env = dict(os.environ, DBGUARD_TEST_IMAGE=build.stdout.strip(), DBGUARD_REQUIRE_DOCKER="1")
+        return 2
+    parallel = ["-n", workers, "--dist", "loadgroup"] if int(workers) > 1 else []
     code = subprocess.run([sys.executable, "-m", "pytest", str(HERE), "-ra", "--durations=15",
-                           *sys.argv[1:]], env=env).returncode
+                           *parallel, *sys.argv[1:]], env=env).returncode
     return 1 if code == 5 else code  # 5: pytest collected no test, which is a failure here
 
 

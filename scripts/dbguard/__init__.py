@@ -20,6 +20,7 @@ way through these modules:
 - dumps, backup_check, loads  taking a dump; checking one before trusting it; loading one
 - manifests, snapshots        comparing volumes file by file; tar snapshots of a volume
 - migration                   db-migrate-volume's decisions before anything changes
+- install                     make kit-install: the kit into another repository
 - destructive/                the only code that destroys or replaces data (see its __init__)
 """
 

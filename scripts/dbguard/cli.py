@@ -28,7 +28,7 @@ def use_kit_venv() -> None:
     re-executes the script under .venv when they are missing here."""
     if all(importlib.util.find_spec(name) for name in DEPENDENCIES):
         return
-    venv = Path(os.environ.get("VENV") or KIT_ROOT / ".venv")
+    venv = Path(os.environ.get("DBGUARD_VENV") or KIT_ROOT / ".venv")
     python = (venv if venv.is_absolute() else KIT_ROOT / venv) / "bin" / "python"
     if python.exists() and not os.environ.get("DBGUARD_REEXEC"):  # (the variable: once)
         os.environ["DBGUARD_REEXEC"] = "1"

@@ -15,7 +15,7 @@ from .compose_v1 import parse_yaml, v1_model
 from .errors import Failure, UsageError
 from .names import project_name
 from .runner import Runner, command_failure
-from .settings import Settings
+from .settings import COMPOSE_NAMES, Settings
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,29 @@ class Project:
     external: bool
     mount_target: str
     service_pgdata: str | None  # PGDATA set in the service's environment, if any
+    builds: bool = False        # the service has `build:` (db-up builds a missing image)
+    container_name: str | None = None  # a fixed `container_name:` of the service
+    # The service's environment as Compose resolved it (env_file included): POSTGRES_DB,
+    # POSTGRES_USER and POSTGRES_PASSWORD are read from here. Holds a password: never shown.
+    environment: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def locked(self) -> bool:
         return self.name_source != "directory"
+
+
+def require_compose_files(settings: Settings) -> None:
+    """Bad input before any Docker call: no compose file found, or one named that is missing."""
+    if not settings.compose_files:
+        raise UsageError(f"no compose file in {settings.root} or any folder above it (Compose "
+                         f"looks for {', '.join(COMPOSE_NAMES)})",
+                         "Run the kit inside your project, or set COMPOSE_FILE in the kit's "
+                         ".env to your compose file")
+    missing = [str(f) for f in settings.compose_files if not f.is_file()]
+    if missing:
+        raise UsageError(f"compose file not found: {', '.join(missing)}",
+                         "Fix COMPOSE_FILE (in .env or the environment): its files are "
+                         "relative to the folder of that .env")
 
 
 @dataclass(frozen=True)
@@ -52,10 +71,7 @@ class Compose:
     @classmethod
     def detect(cls, runner: Runner, settings: Settings) -> Compose:
         """The Compose that DBGUARD_COMPOSE asks for (auto: v2, else v1), and its version."""
-        missing = [str(f) for f in settings.compose_files if not f.is_file()]
-        if missing:
-            raise UsageError(f"compose file not found: {', '.join(missing)}",
-                             "Set COMPOSE_FILE in .env to your compose file (relative to the kit)")
+        require_compose_files(settings)
         order = {"auto": ("v2", "v1"), "v2": ("v2",), "v1": ("v1",)}[settings.compose_flavor]
         commands = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
         for flavor in order:
@@ -84,13 +100,14 @@ class Compose:
         return "v2" if self.v2 else "v1"
 
     def args(self, *rest: str) -> list[str]:
-        first = self.settings.compose_files[0]
+        """Compose finds its files and reads the project's .env itself, as it does for plain
+        `docker compose` in the project's folder; only files named by COMPOSE_FILE in the kit's
+        settings are passed with -f."""
         argv = list(self.command)
-        for f in self.settings.compose_files:
-            argv += ["-f", str(f)]
-        argv += ["--project-directory", str(first.parent)]
-        if self.settings.env_file.is_file():
-            argv += ["--env-file", str(self.settings.env_file)]
+        if self.settings.compose_files_explicit:
+            for f in self.settings.compose_files:
+                argv += ["-f", str(f)]
+        argv += ["--project-directory", str(self.settings.project_dir)]
         if self.project_name:
             argv += ["-p", self.project_name]
         return argv + list(rest)
@@ -114,12 +131,12 @@ def load_project(compose: Compose) -> Project:
     its data mount and its volume."""
     settings = compose.settings
     model, resolved = compose.config()
-    directory = settings.compose_files[0].parent
+    directory = settings.project_dir
     raw = "\n".join(f.read_text(encoding="utf-8", errors="replace")
                     for f in settings.compose_files)
     name, source = project_name(settings.project_name, settings.project_name_origin,
                                 compose.v2, raw, resolved, directory.name)
-    return project_from_model(model, name, source, directory, settings.service)
+    return project_from_model(model, name, source, directory, settings.service, compose.v2)
 
 
 PG_MOUNT_HINTS = ("/var/lib/postgresql/data", "/var/lib/postgresql")
@@ -132,17 +149,41 @@ def _service_env(service: dict) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
-def _looks_like_postgres(service: dict) -> bool:
-    env = _service_env(service)
-    image = str(service.get("image") or "")
+PG_IMAGE_RE = re.compile(r"(^|[/_.-])(postgres|postgresql|postgis|pgvector|timescaledb)"
+                         r"([/_.:-]|$)")
+
+
+def _build_from(service: dict) -> list[str]:
+    """The images a service's Dockerfile builds FROM (empty when it builds nothing or the
+    Dockerfile cannot be read)."""
+    build = service.get("build")
+    if not build:
+        return []
+    if isinstance(build, str):
+        build = {"context": build}
+    context = Path(str(build.get("context") or "."))
+    dockerfile = Path(str(build.get("dockerfile") or "Dockerfile"))
+    try:
+        text = (dockerfile if dockerfile.is_absolute() else context / dockerfile).read_text(
+            encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", text, re.M | re.I)
+
+
+def postgres_evidence(service: dict) -> int:
+    """How surely a service runs a PostgreSQL server: a volume at /var/lib/postgresql (4), a
+    PostgreSQL image by name or built FROM one (2), POSTGRES_* variables (1). An application
+    that shares the database's env file has only the last."""
     targets = [m.get("target", "") for m in service.get("volumes") or [] if isinstance(m, dict)]
-    return (re.search(r"(^|/)(postgres|postgis|pgvector|timescaledb)", image) is not None
-            or any(k.startswith("POSTGRES_") for k in env)
-            or any(t.startswith("/var/lib/postgresql") for t in targets))
+    images = [str(service.get("image") or ""), *_build_from(service)]
+    return (4 * any(t.startswith("/var/lib/postgresql") for t in targets)
+            + 2 * any(PG_IMAGE_RE.search(i.rsplit("@", 1)[0]) for i in images if i)
+            + any(k.startswith("POSTGRES_") for k in _service_env(service)))
 
 
 def project_from_model(model: dict, name: str, source: str, directory: Path,
-                       wanted_service: str | None) -> Project:
+                       wanted_service: str | None, v2: bool = True) -> Project:
     """Finds the database service, its data mount and its volume in a compose model."""
     services: dict = model.get("services") or {}
     if wanted_service:
@@ -152,7 +193,9 @@ def project_from_model(model: dict, name: str, source: str, directory: Path,
                              "Set DBGUARD_SERVICE in .env to the database service")
         service_name = wanted_service
     else:
-        found = sorted(s for s, spec in services.items() if _looks_like_postgres(spec))
+        scores = {name: postgres_evidence(spec) for name, spec in services.items()}
+        best = max(scores.values(), default=0)
+        found = sorted(name for name, score in scores.items() if score and score == best)
         if not found:
             raise UsageError("no service in the compose file looks like PostgreSQL",
                              "Set DBGUARD_SERVICE in .env to the database service")
@@ -185,7 +228,9 @@ def project_from_model(model: dict, name: str, source: str, directory: Path,
                          f" at {mount.get('target')}), not a named volume",
                          "dbguard guards named volumes; declare one under `volumes:` as the "
                          "kit's docker-compose.yml does")
-    image = str(service.get("image") or "")
+    # A service that only builds gets Compose's name for the image it builds.
+    image = str(service.get("image") or "") or (f"{name}-{service_name}" if v2 else
+                                                f"{name}_{service_name}")
     if image.startswith("-"):  # it would reach docker as an option
         raise UsageError(f"{where} names the image {image!r}, which starts with '-'",
                          "Fix the image name in the compose file (or DB_IMAGE in .env)")
@@ -195,4 +240,6 @@ def project_from_model(model: dict, name: str, source: str, directory: Path,
     volume = spec.get("name") or (key if external else f"{name}_{key}")
     return Project(name=name, name_source=source, directory=directory, service=service_name,
                    image=image, volume_key=key, volume=volume,
-                   external=external, mount_target=mount["target"], service_pgdata=pgdata)
+                   external=external, mount_target=mount["target"], service_pgdata=pgdata,
+                   environment=env, builds=bool(service.get("build")),
+                   container_name=service.get("container_name") or None)

@@ -53,7 +53,11 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
             f"the project name {project.name!r} comes from the directory name "
             f"{project.directory.name!r}: renaming or moving the directory silently switches to "
             f"a new, empty volume",
-            [f"echo 'COMPOSE_PROJECT_NAME={project.name}' >> .env"]))
+            [f"lock the name it has today: `name: {project.name}` as the first line of the "
+             "compose file (Compose v2; committed, it holds for every clone and for plain "
+             "`docker compose`; `make kit-install` does this)",
+             f"or echo 'COMPOSE_PROJECT_NAME={project.name}' >> .env   (Compose v1 too; .env "
+             "is often not committed)"]))
 
     where = pgdata_in_volume(project, image)
     if where is None:

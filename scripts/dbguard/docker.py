@@ -85,6 +85,24 @@ def container_state(runner: Runner, cid: str) -> dict:
     return json.loads(out)
 
 
+def container_endpoint(runner: Runner, cid: str, port: int = 5432) -> tuple[str, int] | None:
+    """Where the host reaches the server in a running container: its published port for
+    `port` (on 127.0.0.1 when published on every interface), else the container's own address
+    on its first network (reachable from a Linux host). None when it has neither."""
+    out = runner(["docker", "inspect", "--format", "{{json .NetworkSettings}}", cid]).stdout
+    net = json.loads(out or b"{}") or {}
+    for binding in (net.get("Ports") or {}).get(f"{port}/tcp") or []:
+        host_port = str(binding.get("HostPort") or "")
+        if host_port.isdigit():
+            host = binding.get("HostIp") or ""
+            return ("127.0.0.1" if host in ("", "0.0.0.0", "::") else host), int(host_port)
+    for network in sorted((net.get("Networks") or {}).items()):
+        address = (network[1] or {}).get("IPAddress")
+        if address:
+            return address, port
+    return None
+
+
 def helper_args(image: str, mounts: Sequence[tuple[str, str, bool]], script: str,
                 *script_args: str, interactive: bool = False) -> list[str]:
     """A throwaway container of the db image: no network, nothing pulled, read-only root, run

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .compose import Compose, Project, load_project
-from .docker import Container, ImageInfo, inspect_image, list_containers
+from .compose import Compose, Project, load_project, require_compose_files
+from .docker import (Container, ImageInfo, container_endpoint, inspect_image,
+                     list_containers)
 from .errors import Refusal
 from .files import folder_failure, private_dir
 from .runner import Runner, command_failure
@@ -45,10 +46,44 @@ class Kit:
         """The same kit after the image changed (db-up pulled it)."""
         return dataclasses.replace(self, image=image)
 
+    def reachable(self) -> Kit:
+        """The same kit with the server's address filled in (DJANGO_DB_HOST/PORT when set;
+        else the running service container's published port or its own address). Called
+        again once db-up has started the service."""
+        s = self.settings
+        if s.db_host and s.db_port:
+            return self
+        if s.db_port:  # a port of the host's, with no host named: the loopback interface
+            return dataclasses.replace(self, settings=dataclasses.replace(s, db_host="127.0.0.1"))
+        container = self.service_container()
+        if container is None or container.state != "running":
+            return self
+        found = container_endpoint(self.runner, container.id)
+        if found is None:
+            return self
+        host, port = found
+        return dataclasses.replace(self, settings=dataclasses.replace(
+            s, db_host=s.db_host or host, db_port=port))
+
+
+def with_credentials(settings: Settings, project: Project) -> Settings:
+    """The database, user and password the kit uses: DJANGO_DB_NAME and DJANGO_DB_USER when set,
+    else what the database service gets from Compose (POSTGRES_DB, POSTGRES_USER), else the
+    image's defaults (user postgres, database named after the user); the password is the
+    service's POSTGRES_PASSWORD, DJANGO_DB_PASSWORD standing in when the service shows none
+    (a password given through a secrets file, say)."""
+    env = project.environment
+    service_user = env.get("POSTGRES_USER") or "postgres"
+    return dataclasses.replace(
+        settings, db_user=settings.db_user or service_user,
+        db_name=settings.db_name or env.get("POSTGRES_DB") or service_user,
+        db_password=env.get("POSTGRES_PASSWORD") or settings.db_password)
+
 
 def open_kit(args: argparse.Namespace, root: Path = KIT_ROOT) -> Kit:
     settings = load_settings(root)
-    runner = Runner(root, verbose=getattr(args, "verbose", False),
+    require_compose_files(settings)
+    runner = Runner(settings.project_dir, verbose=getattr(args, "verbose", False),
                     dry_run=getattr(args, "dry_run", False))
     ping = runner(["docker", "version", "--format", "{{.Server.Version}}"], check=False)
     if ping.returncode != 0:
@@ -56,7 +91,9 @@ def open_kit(args: argparse.Namespace, root: Path = KIT_ROOT) -> Kit:
     compose = Compose.detect(runner, settings)
     project = load_project(compose)
     image = inspect_image(runner, project.image)
-    return Kit(settings, runner, compose.for_project(project.name), project, image)
+    kit = Kit(with_credentials(settings, project), runner, compose.for_project(project.name),
+              project, image)
+    return kit.reachable()
 
 
 def kit_lock(kit: Kit, what: str):

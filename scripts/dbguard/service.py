@@ -8,11 +8,14 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
-from .docker import Container, container_state
-from .errors import Failure
+from .docker import Container, container_state, list_containers
+from .errors import Failure, Refusal
 from .kit import Kit
 from .messages import info
 from .volumes import Volume
+
+# A container in one of these states may write to its volumes.
+RUNNING_STATES = ("running", "restarting", "paused")
 
 
 def service_logs(kit: Kit, lines: int = 20) -> list[str]:
@@ -22,8 +25,33 @@ def service_logs(kit: Kit, lines: int = 20) -> list[str]:
     return ["  | " + line for line in text.rstrip().splitlines()[-lines:]]
 
 
-def start_service(kit: Kit) -> None:
-    """`compose up -d` the database service (its own output shows) and wait for health."""
+def name_holder(kit: Kit) -> Container | None:
+    """The container of another project (or of none) that holds the fixed `container_name`
+    the service sets: the renamed project's old container, say. Compose cannot create the
+    service's container while it exists."""
+    name = kit.project.container_name
+    if not name:
+        return None
+    return next((c for c in list_containers(kit.runner)
+                 if c.name == name and c.project != kit.project.name), None)
+
+
+def start_service(kit: Kit, free_name: bool = False) -> None:
+    """`compose up -d` the database service (its own output shows) and wait for health.
+    `free_name`: a stopped container of another project that holds the service's fixed
+    container_name is removed first (its volumes are kept); migrate's plan says so."""
+    holder = name_holder(kit)
+    if holder and free_name and holder.state not in RUNNING_STATES:
+        info(f"removing the stopped container {holder.name} of project "
+             f"{holder.project or '(none)'}: it holds the container name the service needs "
+             "(its volumes are kept)")
+        kit.runner(["docker", "rm", holder.id], mutates=True)
+    elif holder:
+        raise Refusal(f"the container name {holder.name!r} that service "
+                      f"{kit.project.service!r} sets (container_name) is taken by a "
+                      f"{holder.state} container of project {holder.project or '(none)'}",
+                      f"Remove it with `docker rm {holder.name}` (its volumes stay), or stop "
+                      "it first if it still runs, and run again; nothing was started")
     result = kit.compose("up", "-d", kit.project.service, mutates=True, stdout=None,
                          stderr=None, check=False)
     if result.returncode != 0:
@@ -69,10 +97,6 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
                           "DBGUARD_UP_TIMEOUT in .env gives a slow server more time",
                           details=service_logs(kit))
         time.sleep(0.5)
-
-
-# A container in one of these states may write to its volumes.
-RUNNING_STATES = ("running", "restarting", "paused")
 
 
 def remove_leftover_helpers(kit: Kit, volumes: Iterable[Volume]) -> None:

@@ -1,8 +1,12 @@
-"""The kit's configuration: `.env` beside the Makefile, overridden by the real environment, read
-once, validated once (every problem named at once) and held in a frozen Settings.
+"""The kit's configuration: the project's `.env` (the one Compose reads, in the folder of the
+compose file), overridden by the real environment, read once, validated once (every problem named
+at once) and held in a frozen Settings. Every key is optional: the database's name, user and
+password come from the database service as Compose resolves it (see kit.py), and these keys only
+override them.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -12,8 +16,17 @@ from pathlib import Path
 from .errors import UsageError
 from .names import normalize_v2
 
-# scripts/dbguard/settings.py -> the folder that holds the Makefile, .env and backups/
+# scripts/dbguard/settings.py -> the kit's folder: its Makefile, scripts/, backups/, fixtures/.
+# In the kit's own repository that is also the compose project's folder; installed into another
+# repository (`make kit-install`), it is a folder of its own inside that project.
 KIT_ROOT = Path(__file__).resolve().parents[2]
+
+# The files Compose v2 looks for when no -f and no COMPOSE_FILE is given, in its order of
+# preference, in the working directory and then each parent; and the override files it adds
+# from the same folder (compose-go's DefaultFileNames and DefaultOverrideFileNames).
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_NAMES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
+                  "docker-compose.override.yaml")
 
 
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -22,13 +35,15 @@ PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # keeps the two in step.
 SETTINGS_KEYS: dict[str, tuple[str | None, str]] = {
     "COMPOSE_PROJECT_NAME": (None, "Compose project name; locks the volume names"),
-    "DJANGO_DB_NAME": (None, "database name"),
-    "DJANGO_DB_USER": (None, "database user (the image's POSTGRES_USER)"),
-    "DJANGO_DB_PASSWORD": (None, "database password"),
-    "DJANGO_DB_HOST": ("localhost", "host the application and the kit connect to"),
-    "DJANGO_DB_PORT": ("5432", "published port of the database"),
-    "DB_IMAGE": ("postgres:17", "PostgreSQL image of the db service"),
-    "COMPOSE_FILE": ("docker-compose.yml", "compose file(s), relative to the kit, ':'-separated"),
+    "DJANGO_DB_NAME": (None, "database name; default: the service's POSTGRES_DB"),
+    "DJANGO_DB_USER": (None, "database user; default: the service's POSTGRES_USER"),
+    "DJANGO_DB_PASSWORD": (None, "database password; default: the service's POSTGRES_PASSWORD"),
+    "DJANGO_DB_HOST": (None, "host the kit connects to; default: the published port's, or the "
+                             "container's own address"),
+    "DJANGO_DB_PORT": (None, "port the kit connects to; default: the published port, or 5432 "
+                             "on the container's address"),
+    "DB_IMAGE": ("postgres:17", "PostgreSQL image of the kit's own db service"),
+    "COMPOSE_FILE": (None, "compose file(s), ':'-separated; default: Compose's own choice"),
     "DBGUARD_SERVICE": ("", "database service; empty: found in the compose file"),
     "DBGUARD_COMPOSE": ("auto", "auto, v2 (docker compose) or v1 (docker-compose)"),
     "DBGUARD_UP_TIMEOUT": ("90", "seconds db-up waits for the server to become healthy"),
@@ -40,21 +55,22 @@ SETTINGS_KEYS: dict[str, tuple[str | None, str]] = {
     "DBGUARD_FIXTURE": ("fixtures/dev_content.sql", "the development fixture"),
     "DBGUARD_IGNORE_VOLUMES": ("", "volumes db-info and db-up leave out, comma-separated"),
 }
-REQUIRED_KEYS = ("DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD")
 
 
 @dataclass(frozen=True)
 class Settings:
-    root: Path
-    env_file: Path
+    root: Path                       # the kit's folder
+    project_dir: Path                # the compose project's folder (where Compose runs)
+    env_file: Path                   # project_dir/.env, which may not exist
     project_name: str | None
     project_name_origin: str | None  # "environment" or ".env"
-    db_name: str
+    db_name: str                     # "" until resolved from the service (kit.open_kit)
     db_user: str
     db_password: str = field(repr=False)
-    db_host: str
+    db_host: str                     # "" and 0: found when a connection is made
     db_port: int
-    compose_files: tuple[Path, ...]
+    compose_files: tuple[Path, ...]  # what Compose loads; () when no compose file was found
+    compose_files_explicit: bool     # set by COMPOSE_FILE in the kit's settings: passed as -f
     compose_flavor: str
     service: str | None
     up_timeout: int
@@ -85,16 +101,50 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
+def env_compose_files(value: str, base: Path, environ: dict[str, str]) -> tuple[Path, ...]:
+    """COMPOSE_FILE split as Compose splits it (COMPOSE_PATH_SEPARATOR, else the OS's), each
+    file relative to `base`."""
+    separator = environ.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+    return tuple(base / f for f in value.split(separator) if f)
+
+
+def discover_project(start: Path) -> tuple[Path, tuple[Path, ...], bool]:
+    """The compose project's folder and files, found as Compose finds them from `start`: the
+    first folder, from `start` up, whose `.env` sets COMPOSE_FILE or that holds a compose file
+    by one of Compose's names (plus the override file beside it). The flag says whether the
+    files came from COMPOSE_FILE. No compose file anywhere: `start` and no files."""
+    for folder in (start, *start.parents):
+        env_file = folder / ".env"
+        if env_file.is_file():
+            with contextlib.suppress(OSError, UnicodeDecodeError, UsageError):
+                value = read_env_file(env_file).get("COMPOSE_FILE", "")
+                if value:
+                    files = env_compose_files(value, folder, read_env_file(env_file))
+                    return files[0].parent if files else folder, files, True
+        main = next((folder / n for n in COMPOSE_NAMES if (folder / n).is_file()), None)
+        if main:
+            override = next((folder / n for n in OVERRIDE_NAMES if (folder / n).is_file()), None)
+            return folder, (main,) + ((override,) if override else ()), False
+    return start, (), False
+
+
 def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) -> Settings:
-    """Reads `.env` at the kit root; a variable set in the real environment wins over it."""
+    """Reads the kit's `.env` and, when the project lives elsewhere, the project's `.env`
+    (Compose's own); a variable set in the real environment wins over both, the kit's file over
+    the project's. Neither file has to exist."""
     environ = dict(os.environ if environ is None else environ)
-    env_file = root / ".env"
-    if not env_file.is_file():
-        example = " from .env.example" if (root / ".env.example").is_file() else ""
-        raise UsageError(f"no .env file in {root}",
-                         f"Create it{example} and review it: cp .env.example .env "
-                         "(`make db-up` does this for you)")
-    file_values = read_env_file(env_file)
+    kit_env = root / ".env"
+    kit_values = read_env_file(kit_env) if kit_env.is_file() else {}
+    explicit = environ.get("COMPOSE_FILE") or kit_values.get("COMPOSE_FILE")
+    if explicit:
+        compose_files = env_compose_files(explicit, root, environ)
+        project_dir = compose_files[0].parent if compose_files else root
+    else:
+        project_dir, compose_files, explicit = discover_project(root)
+    env_file = project_dir / ".env"
+    project_values = read_env_file(env_file) if env_file != kit_env and env_file.is_file() \
+        else {}
+    file_values = {**project_values, **kit_values}
 
     def get(key: str) -> str:
         if environ.get(key, "") != "":
@@ -104,9 +154,6 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
         return SETTINGS_KEYS[key][0] or ""
 
     problems: list[str] = []
-    missing = [k for k in REQUIRED_KEYS if not get(k)]
-    if missing:
-        problems.append(f"missing {', '.join(missing)}")
     if "$" in get("DJANGO_DB_PASSWORD"):
         # Compose v2 reads `$x` in .env as a variable (the cluster would get another password
         # than the kit uses) and prints a `${` it cannot parse, password and all, in its error.
@@ -130,7 +177,7 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
             problems.append(f"{key}={get(key)!r} is not one of {', '.join(allowed)}")
         return raw
 
-    port = integer("DJANGO_DB_PORT", 1, 65535)
+    port = integer("DJANGO_DB_PORT", 1, 65535) if get("DJANGO_DB_PORT") else 0
     up_timeout = integer("DBGUARD_UP_TIMEOUT", 1, 3600)
     keep = integer("DBGUARD_BACKUP_KEEP", 1, 100000)
     max_age = integer("DBGUARD_BACKUP_MAX_AGE_DAYS", 0, 100000)
@@ -148,14 +195,15 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
                             f"Compose project name (lowercase letters, digits, '-' and '_', "
                             f"starting with a letter or digit), e.g. {fixed!r}")
     if problems:
-        raise UsageError(f"{env_file}: {'; '.join(problems)}",
+        where = kit_env if kit_values or not project_values else env_file
+        raise UsageError(f"{where}: {'; '.join(problems)}",
                          "Fix these keys in .env (or the environment); .env.example documents "
                          "them")
     return Settings(
-        root=root, env_file=env_file, project_name=name, project_name_origin=origin,
-        db_name=get("DJANGO_DB_NAME"), db_user=get("DJANGO_DB_USER"),
+        root=root, project_dir=project_dir, env_file=env_file, project_name=name,
+        project_name_origin=origin, db_name=get("DJANGO_DB_NAME"), db_user=get("DJANGO_DB_USER"),
         db_password=get("DJANGO_DB_PASSWORD"), db_host=get("DJANGO_DB_HOST"), db_port=port,
-        compose_files=tuple(root / f for f in get("COMPOSE_FILE").split(os.pathsep) if f),
+        compose_files=compose_files, compose_files_explicit=bool(explicit),
         compose_flavor=flavor, service=get("DBGUARD_SERVICE") or None, up_timeout=up_timeout,
         backup_dir=root / get("DBGUARD_BACKUP_DIR"), backup_keep=keep,
         backup_max_age_days=max_age, dump_format=dump_format,
@@ -165,12 +213,24 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
     )
 
 
-def init_env_file(root: Path = KIT_ROOT) -> bool:
-    """Creates .env from .env.example when it is missing (db-up's first run). True if created."""
-    env_file, example = root / ".env", root / ".env.example"
-    if env_file.exists() or not example.is_file():
-        return False
-    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds a password
+def needs_env_file(root: Path = KIT_ROOT) -> bool:
+    """True in the kit's own repository before its first db-up: its compose file needs the
+    .env that .env.example shows. An installed kit never writes the host's .env."""
+    return not (root / ".env").exists() and (root / ".env.example").is_file() and \
+        (root / "docker-compose.yml").is_file() and discover_project(root)[0] == root
+
+
+def init_env_file(root: Path = KIT_ROOT) -> str | None:
+    """Creates .env from .env.example when `needs_env_file`, with COMPOSE_PROJECT_NAME locked to
+    the name Compose uses for this folder today (so that locking moves nothing). Returns that
+    name, or None when nothing was created."""
+    if not needs_env_file(root):
+        return None
+    name = normalize_v2(root.name) or "dbguard"
+    text = (root / ".env.example").read_text(encoding="utf-8")
+    text = re.sub(r"^#\s*COMPOSE_PROJECT_NAME=.*$", f"COMPOSE_PROJECT_NAME={name}", text, count=1,
+                  flags=re.M)
+    fd = os.open(root / ".env", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a password
     with os.fdopen(fd, "w") as out:
-        out.write(example.read_text(encoding="utf-8"))
-    return True
+        out.write(text)
+    return name

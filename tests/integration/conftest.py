@@ -15,21 +15,28 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import (Kit, build_test_image, copy_kit, docker, remove_test_objects,  # noqa: E402,F401
-                     shown, volume_names)
+from harness import (KEY, Kit, build_test_image, copy_kit, docker,  # noqa: E402,F401
+                     remove_test_objects, shown, volume_names)
 
 REQUIRE = os.environ.get("DBGUARD_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
-_passed = {"integration": 0}
+# Counted where the reports arrive: in the one process, or in xdist's controller (workers send
+# theirs there), never in a worker, which sees only its share.
+_seen = {"integration": 0, "passed": 0}
 
 
 def pytest_runtest_logreport(report):
-    if report.when == "call" and report.passed and "integration" in report.nodeid:
-        _passed["integration"] += 1
+    if "integration" not in report.nodeid or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if report.when == "setup":
+        _seen["integration"] += 1
+    if report.when == "call" and report.passed:
+        _seen["passed"] += 1
 
 
 def pytest_sessionfinish(session, exitstatus):
-    ran_integration = any("integration" in str(i.fspath) for i in session.items)
-    if REQUIRE and ran_integration and _passed["integration"] == 0 and exitstatus == 0:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if REQUIRE and _seen["integration"] and not _seen["passed"] and exitstatus == 0:
         print("\nERROR: the Docker tier is required but no integration test passed",
               file=sys.stderr)
         session.exitstatus = 1
@@ -43,6 +50,18 @@ def image() -> str:
             pytest.fail(message + " (and the Docker tier is required)")
         pytest.skip(message)
     return build_test_image()
+
+
+@pytest.fixture(scope="session")
+def image18(image) -> str:
+    """The PostgreSQL 18 test image (Debian sid's packages, 18's own PGDATA and VOLUME)."""
+    return build_test_image(18)
+
+
+@pytest.fixture(scope="session")
+def image17(image) -> str:
+    """The PostgreSQL 17 test image (Debian trixie's packages)."""
+    return build_test_image(17)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +118,7 @@ def make_kit(tmp_path, image, flavor, docker_configs, token):
     yield factory
 
     projects = {k.project for k in kits} | {token}
-    projects |= {name.rsplit("_sum_db_data", 1)[0] for name in fixed_names}
+    projects |= {name.rsplit(f"_{KEY}", 1)[0] for name in fixed_names}
     left, why = remove_test_objects(token, projects, fixed_names, volumes_before)
     if left:
         pytest.fail(f"teardown could not remove the test's volumes {left}; every later test "

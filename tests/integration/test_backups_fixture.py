@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import docker, shown, volume_names
+from conftest import KEY, docker, shown, volume_names
 
 
 def dump(kit, *args: str):
@@ -171,7 +171,7 @@ def test_dry_runs_change_nothing(running_kit, make_kit, token):
 
     before = state()
     for script, args in (("db_dump", ()), ("db_fixture", ()), ("db_prune", ("--keep", "1")),
-                         ("db_migrate_volume", ("--from", f"old{token}_sum_db_data")),
+                         ("db_migrate_volume", ("--from", f"old{token}_{KEY}")),
                          ("db_migrate_volume", ("--undo",)), ("db_down", ()),
                          ("db_up", ())):
         r = kit.script(script, "--dry-run", *args)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import docker, shown, volume_names
+from conftest import KEY, docker, shown, volume_names
 
 # Every file with mode, owner, size, mtime and sha256; folders with mode and owner (a folder's
 # mtime moves whenever an entry in it is added or removed, the kit's marker included).
@@ -25,7 +25,7 @@ def orphan_volume(make_kit, name: str, rows: int = 300):
     old.seed_rows(rows)
     fingerprint = old.fingerprint()
     old.compose("down")
-    return f"{name}_sum_db_data", fingerprint
+    return f"{name}_{KEY}", fingerprint
 
 
 def own_data(kit, rows: int) -> dict:
@@ -210,7 +210,7 @@ def test_refusals_without_a_source_or_with_a_bad_snapshot(kit, token):
     r = kit.script("db_migrate_volume", "--yes")
     assert r.returncode == 3, shown(r)
     assert last_error(r) == (
-        f"ERROR: no other volume of 'sum_db_data' holds a PostgreSQL cluster, so there is "
+        f"ERROR: no other volume of '{KEY}' holds a PostgreSQL cluster, so there is "
         f"nothing to copy into {kit.volume}. Name the source with FROM=<volume> if it is named "
         "otherwise; nothing was changed")
     docker("volume", "create", kit.volume)
@@ -247,7 +247,7 @@ def big_orphan(make_kit, name: str):
             "FROM generate_series(1, 600000) g")
     rows = old.fingerprint()
     old.compose("down")
-    return f"{name}_sum_db_data", rows
+    return f"{name}_{KEY}", rows
 
 
 def kill_after(kit, marker: str, delay: float, *args: str) -> str:
@@ -298,7 +298,7 @@ def test_progress_on_a_terminal(make_kit, token):
     kit = make_kit()
     code, out = kit.tty("db_migrate_volume", "--yes", answer="")
     assert code == 0, out
-    assert f"copying old{token}_sum_db_data: " in out and "%)" in out, out
+    assert f"copying old{token}_{KEY}: " in out and "%)" in out, out
 
 
 @pytest.mark.parametrize("flavor", ["v2"])

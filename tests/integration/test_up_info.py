@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import docker, shown, volume_names
+from conftest import KEY, docker, shown, volume_names
 
 
 def info(kit, *args: str) -> dict:
@@ -57,7 +57,7 @@ def test_db_info_facts_as_json_and_text(running_kit):
     assert facts["problems"] == []
     assert kit.script("db_info", "--check").returncode == 0
     text = kit.script("db_info").stdout
-    for heading in ("=== Docker Compose Configuration ===", "=== All sum_db_data Volumes ===",
+    for heading in ("=== Docker Compose Configuration ===", f"=== All {KEY} Volumes ===",
                     "=== Database Connection Details ===", "=== Container Status ===",
                     "=== Database Contents ===", "=== Backups ===", "=== Verdict ==="):
         assert heading in text
@@ -76,7 +76,7 @@ def test_docker_calls_do_not_grow_with_the_volumes_on_the_machine(running_kit):
 
     first = calls()
     for i in range(6):
-        docker("volume", "create", f"{kit.token}x{i}_sum_db_data")
+        docker("volume", "create", f"{kit.token}x{i}_{KEY}")
         docker("volume", "create", f"{kit.token}y{i}")
     assert calls() == first
     facts = info(kit)
@@ -111,7 +111,7 @@ def test_postgres_18_mount_path_is_explained_not_crash_looped(kit):
         assert kit.volume not in volume_names()
         compose = kit.root / "docker-compose.yml"
         compose.write_text(compose.read_text().replace(
-            "sum_db_data:/var/lib/postgresql/data", "sum_db_data:/var/lib/postgresql"))
+            f"{KEY}:/var/lib/postgresql/data", f"{KEY}:/var/lib/postgresql"))
         facts = info(kit)
         assert facts["service"]["pgdata"] == "/var/lib/postgresql/18/docker"
         assert "PG18_MOUNT_PATH" not in [p["code"] for p in facts["problems"]]
@@ -180,7 +180,7 @@ def test_allow_new_volume_starts_empty_beside_data(make_kit, token):
     old.compose("-p", "old" + token, "down")  # no container left: the volume looks orphaned
     new = make_kit()
     r = new.script("db_up")
-    assert r.returncode == 3 and f"old{token}_sum_db_data" in r.stderr, shown(r)
+    assert r.returncode == 3 and f"old{token}_{KEY}" in r.stderr, shown(r)
     r = new.make("db-up", "ALLOW_NEW_VOLUME=1")
     assert r.returncode == 0, shown(r)
     assert f"INFO: creating the new volume {new.volume} (ALLOW_NEW_VOLUME=1)" in r.stderr
@@ -196,7 +196,7 @@ def test_a_neighbouring_project_with_the_same_volume_key_is_no_alarm(make_kit, t
     kit.up()
     facts = info(kit)
     assert "PARALLEL_UNIVERSE" not in [p["code"] for p in facts["problems"]]
-    assert any(f"nb{token}_sum_db_data belongs to the project in {neighbour.root}" in n
+    assert any(f"nb{token}_{KEY} belongs to the project in {neighbour.root}" in n
                for n in facts["notes"]), facts["notes"]
 
 
@@ -205,7 +205,7 @@ def test_ignored_volumes_are_left_out(make_kit, token):
     old = make_kit("old" + token, COMPOSE_PROJECT_NAME="old" + token)
     old.up()
     old.compose("-p", "old" + token, "down")
-    kit = make_kit(DBGUARD_IGNORE_VOLUMES=f"old{token}_sum_db_data")
+    kit = make_kit(DBGUARD_IGNORE_VOLUMES=f"old{token}_{KEY}")
     kit.up()
 
 
@@ -213,7 +213,7 @@ def test_ignored_volumes_are_left_out(make_kit, token):
 def planted(image):
     """A volume with a cluster and a table in it, made before the test's kits: a developer's
     own project on the machine that runs the tests."""
-    name = f"mine{secrets.token_hex(4)}_sum_db_data"
+    name = f"mine{secrets.token_hex(4)}_{KEY}"
     cid = docker("run", "-d", "--network", "none", "-e", "POSTGRES_PASSWORD=x", "-v",
                  f"{name}:/var/lib/postgresql/data", image).stdout.strip()
     try:
@@ -243,12 +243,13 @@ def test_volumes_from_before_the_test_are_left_out_and_kept(planted, make_kit):
 @pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
 def test_another_repos_names_work_unchanged(kit):
     compose = kit.root / "docker-compose.yml"
-    text = compose.read_text().replace("sum_db_data", "pgdata").replace("  db:", "  postgres:")
+    key = KEY.replace("sum_db_data", "pgdata")  # still this worker's own (see harness.KEY)
+    text = compose.read_text().replace(KEY, key).replace("  db:", "  postgres:")
     compose.write_text(text)
     kit.up()
     facts = info(kit)
     assert (facts["service"]["name"], facts["active_volume"]) == ("postgres",
-                                                                  f"{kit.token}_pgdata")
+                                                                  f"{kit.token}_{key}")
 
 
 @pytest.mark.parametrize("flavor", ["v2"])
@@ -352,4 +353,4 @@ def test_a_name_in_the_compose_file_counts_as_locked(kit):
     facts = info(kit)
     assert facts["project"]["name"] == f"{kit.token}n"
     assert (facts["project"]["source"], facts["project"]["locked"]) == ("compose file", True)
-    assert facts["active_volume"] == f"{kit.token}n_sum_db_data"
+    assert facts["active_volume"] == f"{kit.token}n_{KEY}"

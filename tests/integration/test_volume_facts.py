@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import docker
+from conftest import KEY, docker
 
 from dbguard.docker import ImageInfo
 from dbguard.runner import Runner
@@ -22,7 +22,7 @@ du -k /v/base/5/16384 | cut -f1
 
 
 def test_user_data_size_counts_every_file_of_a_large_cluster(image, token, tmp_path):
-    name = f"{token}_sum_db_data"
+    name = f"{token}_{KEY}"
     docker("volume", "create", name)
     try:
         one = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",

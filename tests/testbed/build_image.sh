@@ -2,12 +2,29 @@
 # Builds the PostgreSQL image the integration tier runs against, from Debian's packages (no image
 # registry is reachable on the test machines). The tag carries a hash of this recipe, so the
 # image is rebuilt only when the recipe changes. Prints the tag on stdout.
+#
+#   build_image.sh [MAJOR]   15 (default; Debian bookworm), 17 (trixie) or 18 (sid)
+#
+# Each honours the official image's contract for its major: up to 17, PGDATA and the VOLUME at
+# /var/lib/postgresql/data; from 18, PGDATA=/var/lib/postgresql/18/docker and the VOLUME at
+# /var/lib/postgresql. LANG=C.UTF-8, so clusters are UTF8 as with the official images.
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-suite=bookworm
+major=${1:-15}
+case "$major" in
+	15) suite=bookworm ;;
+	17) suite=trixie ;;
+	18) suite=sid ;;
+	*) echo "ERROR: no recipe for PostgreSQL $major (15, 17 or 18)" >&2; exit 2 ;;
+esac
+if [ "$major" -ge 18 ]; then
+	pgdata=/var/lib/postgresql/$major/docker volume=/var/lib/postgresql
+else
+	pgdata=/var/lib/postgresql/data volume=/var/lib/postgresql/data
+fi
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 hash=$(cat "$here/build_image.sh" "$here/entrypoint.sh" | sha256sum | cut -c1-12)
-tag="dbguard-test-pg:15-$hash"
+tag="dbguard-test-pg:$major-$hash"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
 	echo "$tag"
@@ -28,20 +45,20 @@ fi
 rootfs=$(mktemp -d /tmp/dbguard-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
 echo "building $tag with debootstrap (about a minute)" >&2
-debootstrap --variant=minbase --include=postgresql-15 "$suite" "$rootfs" "$mirror" >&2
+debootstrap --variant=minbase --include="postgresql-$major" "$suite" "$rootfs" "$mirror" >&2
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
-rm -rf "$rootfs"/var/lib/postgresql/15 "$rootfs"/etc/postgresql/15
+rm -rf "$rootfs/var/lib/postgresql/$major" "$rootfs/etc/postgresql/$major"
 install -m 0755 "$here/entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
-mkdir -p "$rootfs/var/run/postgresql" "$rootfs/var/lib/postgresql/data"
+mkdir -p "$rootfs/var/run/postgresql" "$rootfs$volume"
 chroot "$rootfs" chown -R postgres:postgres /var/run/postgresql /var/lib/postgresql
 chmod 3777 "$rootfs/var/run/postgresql"
 
 tar -C "$rootfs" -c . | docker import \
-	-c 'ENV PG_MAJOR=15' \
-	-c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-	-c 'ENV PGDATA=/var/lib/postgresql/data' \
+	-c "ENV PG_MAJOR=$major" \
+	-c "ENV PATH=/usr/lib/postgresql/$major/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+	-c "ENV PGDATA=$pgdata" \
 	-c 'ENV LANG=C.UTF-8' \
-	-c 'VOLUME /var/lib/postgresql/data' \
+	-c "VOLUME $volume" \
 	-c 'EXPOSE 5432' \
 	-c 'ENTRYPOINT ["docker-entrypoint.sh"]' \
 	-c 'CMD ["postgres"]' \

@@ -13,6 +13,18 @@ fi
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 
+# From 18 the official image keeps its data below /var/lib/postgresql/18 and refuses to start
+# when something is mounted at the old place, /var/lib/postgresql/data (it would otherwise
+# initialise a new cluster beside the old one); its message points at pg_upgrade.
+if [ "${PG_MAJOR:-0}" -ge 18 ] && [ "$PGDATA" != /var/lib/postgresql/data ] \
+	&& mountpoint -q /var/lib/postgresql/data 2>/dev/null; then
+	echo "Error: in 18+, these Docker images are configured to store database data in a" >&2
+	echo "       format compatible with pg_ctlcluster; there appears to be PostgreSQL data" >&2
+	echo "       or a mount at /var/lib/postgresql/data. Mount the volume at" >&2
+	echo "       /var/lib/postgresql instead, and see pg_upgrade to move old data." >&2
+	exit 1
+fi
+
 if [ "$(id -u)" = 0 ]; then
 	mkdir -p "$PGDATA"
 	chmod 00700 "$PGDATA"

@@ -4,6 +4,7 @@ containers, and (re)creating volumes. A runner that records calls stands in for 
 Runner's own dry-run and verbose logic stays real. The real-Docker tier runs the same code."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from dbguard.docker import Container, ImageInfo
 from dbguard.dump_header import DumpFacts
 from dbguard.dumps import take_dump
 from dbguard.errors import Failure
-from dbguard.kit import Kit
+from dbguard.kit import Kit, with_credentials
 from dbguard.loads import load_backup
 from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
 from dbguard.runner import Runner
@@ -108,9 +109,10 @@ def kit(tmp_path) -> Kit:
 
 
 def compose_args(kit: Kit, *rest: str) -> list[str]:
+    """Compose finds the files and reads .env itself: no -f, no --env-file (see test_compose_
+    file_discovery.py for -f when COMPOSE_FILE is set in the kit's settings)."""
     root = kit.settings.root
-    return ["docker", "compose", "-f", f"{root}/docker-compose.yml", "--project-directory",
-            str(root), "--env-file", f"{root}/.env", "-p", "sumplatform", *rest]
+    return ["docker", "compose", "--project-directory", str(root), "-p", "sumplatform", *rest]
 
 
 def no_password_in_any_argv(kit: Kit) -> None:
@@ -150,7 +152,7 @@ def test_a_dry_run_shows_compose_up_and_stop_and_runs_neither(kit, monkeypatch, 
     db_down.main(["--dry-run"])
     assert kit.runner.recorded == []
     err = capsys.readouterr().err
-    assert "would run: docker compose -f" in err
+    assert "would run: docker compose --project-directory" in err
     assert err.count("would run:") == 2 and " up -d db\n" in err and " stop db\n" in err
 
 
@@ -500,3 +502,76 @@ def test_seed_asks_before_it_drops_the_database_a_previous_run_kept(kit, monkeyp
     assert db_seed.main(["--yes"]) == 0 and len(replaced) == 1
     state = ReplaceState(tables={}, kept_old=None, closed=False)
     assert db_seed.main([]) == 0 and len(replaced) == 2, "nothing to lose: no question"
+
+
+# Credentials and the server's address in a repository that sets none of the kit's keys.
+
+def bare_settings(tmp_path, **env):
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    return load_settings(tmp_path, environ=env)
+
+
+@pytest.mark.parametrize("service_env, env, expected", [
+    ({}, {}, ("postgres", "postgres", "")),
+    ({"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "pw1"}, {}, ("shop", "shop", "pw1")),
+    ({"POSTGRES_USER": "shop", "POSTGRES_DB": "shopdb", "POSTGRES_PASSWORD": "pw1"}, {},
+     ("shopdb", "shop", "pw1")),
+    ({"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "pw1"},
+     {"DJANGO_DB_NAME": "other", "DJANGO_DB_USER": "app", "DJANGO_DB_PASSWORD": "pw2"},
+     ("other", "app", "pw1")),
+    ({"POSTGRES_PASSWORD_FILE": "/run/secrets/pw"}, {"DJANGO_DB_PASSWORD": "pw2"},
+     ("postgres", "postgres", "pw2")),
+])
+def test_credentials_come_from_the_service_as_compose_resolved_it(tmp_path, service_env, env,
+                                                                   expected):
+    """Name and user: DJANGO_DB_* when set, else the service's POSTGRES_*, else the image's
+    defaults; the password: the service's, DJANGO_DB_PASSWORD only where it shows none."""
+    project = Project(name="p", name_source="directory", directory=tmp_path, service="db",
+                      image="postgres:17", volume_key="d", volume="p_d", external=False,
+                      mount_target="/var/lib/postgresql/data", service_pgdata=None,
+                      environment=service_env)
+    s = with_credentials(bare_settings(tmp_path, **env), project)
+    assert (s.db_name, s.db_user, s.db_password) == expected
+
+
+def running_db(kit, network_settings: dict) -> Kit:
+    ps = "\t".join(["c1", "p-db-1", "running", "Up", "", "sumplatform", "db", "", "",
+                    "sumplatform_sum_db_data"])
+    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+    kit.runner.answer(["docker", "inspect"], stdout=json.dumps(network_settings).encode())
+    return dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host="",
+                                                                 db_port=0))
+
+
+@pytest.mark.parametrize("network, expected", [
+    ({"Ports": {"5432/tcp": [{"HostIp": "0.0.0.0", "HostPort": "55432"}]}},
+     ("127.0.0.1", 55432)),
+    ({"Ports": {"5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": "6001"}]}},
+     ("127.0.0.1", 6001)),
+    ({"Ports": {"5432/tcp": None}, "Networks": {"shop_default": {"IPAddress": "172.18.0.5"}}},
+     ("172.18.0.5", 5432)),
+])
+def test_the_server_is_reached_by_its_published_port_or_else_the_containers_address(
+        kit, network, expected):
+    found = running_db(kit, network).reachable()
+    assert (found.settings.db_host, found.settings.db_port) == expected
+    assert kit.runner.recorded[-1][:3] == ["docker", "inspect", "--format"]
+
+
+@pytest.mark.parametrize("host, port, expected", [
+    ("db.internal", 6543, ("db.internal", 6543)), ("", 6543, ("127.0.0.1", 6543))])
+def test_a_port_set_in_env_is_used_as_it_is_without_asking_docker(kit, host, port, expected):
+    kit = dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host=host,
+                                                                db_port=port))
+    found = kit.reachable()
+    assert (found.settings.db_host, found.settings.db_port) == expected
+    assert kit.runner.recorded == [], "no docker call when DJANGO_DB_PORT is set"
+
+
+def test_a_stopped_service_leaves_the_address_to_be_found_later(kit):
+    ps = "\t".join(["c1", "p-db-1", "exited", "Exited", "", "sumplatform", "db", "", "",
+                    "sumplatform_sum_db_data"])
+    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+    bare = dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host="",
+                                                                 db_port=0))
+    assert bare.reachable().settings.db_port == 0

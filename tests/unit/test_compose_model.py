@@ -142,3 +142,55 @@ def test_an_image_name_that_docker_would_take_for_an_option_is_refused():
     assert err.value.line() == (
         "ERROR: service 'db' names the image '--help', which starts with '-'. Fix the image name "
         "in the compose file (or DB_IMAGE in .env)")
+
+
+# What adopting repositories have: the database found among services that share its env file,
+# built from a Dockerfile, or named otherwise.
+
+def app(**extra):
+    """An application service that shares the database's env file (POSTGRES_* variables)."""
+    return {"image": "shop_local_django", "environment": {"POSTGRES_HOST": "postgres",
+                                                         "POSTGRES_PASSWORD": "x"}, **extra}
+
+
+def test_an_app_sharing_the_env_file_is_not_a_second_database():
+    m = model({"django": app(), "postgres": pg("shop_postgres_data",
+                                               image="shop_production_postgres")})
+    assert load(m).service == "postgres"
+
+
+def test_a_database_built_from_a_dockerfile_with_an_image_name_of_its_own(tmp_path):
+    (tmp_path / "compose" / "postgres").mkdir(parents=True)
+    (tmp_path / "compose" / "postgres" / "Dockerfile").write_text(
+        "# the database\nFROM --platform=linux/amd64 docker.io/postgres:18\nCOPY x /x\n")
+    db = {"build": {"context": str(tmp_path), "dockerfile": "compose/postgres/Dockerfile"},
+          "volumes": [{"type": "volume", "source": "data", "target": "/var/lib/postgresql"},
+                      {"type": "volume", "source": "backups", "target": "/backups"}]}
+    p = load(model({"django": app(), "db": db}))
+    assert (p.service, p.volume_key, p.mount_target, p.builds) == (
+        "db", "data", "/var/lib/postgresql", True)
+    assert p.image == "proj-db", "Compose v2's name for a built image"
+    assert project_from_model(model({"db": db}), "proj", ".env", Path("/p"), None,
+                              v2=False).image == "proj_db", "and v1's"
+
+
+def test_only_env_variables_is_weak_evidence_used_when_nothing_else_is_there():
+    assert load(model({"db": {"image": "mycompany/db:1", "environment": {
+        "POSTGRES_PASSWORD": "x"}, "volumes": [
+        {"type": "volume", "source": "d", "target": "/var/lib/postgresql/data"}]},
+        "web": app()})).service == "db", "the mount decides"
+    with pytest.raises(UsageError) as err:
+        load(model({"a": app(), "b": app()}))
+    assert "several services look like PostgreSQL: a, b" in err.value.message
+
+
+def test_an_exporter_image_named_postgres_loses_to_the_service_with_the_data():
+    m = model({"exporter": {"image": "prometheuscommunity/postgres-exporter"},
+               "db": pg(image="registry.local/base:1")})
+    assert load(m).service == "db"
+
+
+def test_the_services_environment_is_kept_for_the_credentials_but_never_shown():
+    p = load(model({"db": pg(environment={"POSTGRES_PASSWORD": "s3cret-pw",
+                                          "POSTGRES_USER": "shop"})}))
+    assert p.environment["POSTGRES_USER"] == "shop" and "s3cret-pw" not in repr(p)

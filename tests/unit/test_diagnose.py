@@ -100,7 +100,9 @@ def test_unlocked_project_name():
     problems, _ = diagnose(project(source="directory", name="sum-platform"), IMG15,
                              [vol("sum-platform_sum_db_data", True)])
     assert codes(problems) == ["PROJECT_NAME_NOT_LOCKED"] and not problems[0].blocking
-    assert problems[0].fix == ["echo 'COMPOSE_PROJECT_NAME=sum-platform' >> .env"]
+    assert problems[0].fix[0].startswith("lock the name it has today: `name: sum-platform` as "
+                                         "the first line of the compose file")
+    assert problems[0].fix[1].startswith("or echo 'COMPOSE_PROJECT_NAME=sum-platform' >> .env")
 
 
 def test_major_version_mismatch_blocks():

@@ -14,7 +14,9 @@ from dbguard.settings import SETTINGS_KEYS
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()
-TARGETS = re.findall(r"^([a-z][a-z-]*):.*## ", MAKEFILE, re.M)
+FRAGMENT = (ROOT / "dbguard.mk").read_text()  # the db-* targets, which other repos include
+TARGETS = re.findall(r"^([a-z][a-z-]*):.*## ", MAKEFILE, re.M) + re.findall(
+    r"^\$\(DBGUARD_PREFIX\)([a-z][a-z-]*):.*## ", FRAGMENT, re.M)
 PACKAGE = "\n".join(p.read_text() for p in sorted((ROOT / "scripts/dbguard").rglob("*.py")))
 CODES = set(re.findall(r'Problem\(\s*"([A-Z0-9_]+)"', PACKAGE))
 
@@ -83,12 +85,13 @@ def test_every_script_is_thin_with_main_docstring_and_examples():
         assert "@entrypoint" in source and "sys.exit(main())" in source, path.name
         assert len(source.splitlines()) < 260, f"{path.name} is no longer thin"
         target = path.stem.replace("_", "-")
-        assert re.search(rf"^{target}:.*\n\t@\$\(PY\) scripts/{path.name}", MAKEFILE, re.M), \
+        assert re.search(rf"^\$\(DBGUARD_PREFIX\){target}:.*\n\t\$\(DBGUARD_RUN\)/"
+                         rf"{path.name}", FRAGMENT, re.M), \
             f"{target} is not a one-line target calling {path.name}"
 
 
 def test_scripts_run_directly_with_any_python(tmp_path):
-    env = dict(os.environ, VENV=sys.prefix)  # -S: no site-packages, so no dependencies
+    env = dict(os.environ, DBGUARD_VENV=sys.prefix)  # -S: no site-packages, so no dependencies
     r = subprocess.run([sys.executable, "-S",
                         str(ROOT / "scripts/db_info.py"), "--help"],
                        capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -97,7 +100,7 @@ def test_scripts_run_directly_with_any_python(tmp_path):
 
 
 def test_dependencies_are_installed_again_when_the_list_changes(tmp_path):
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+    for name in ("Makefile", "dbguard.mk", "requirements.txt", "requirements-dev.txt"):
         (tmp_path / name).write_text((ROOT / name).read_text())
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -106,25 +109,33 @@ def test_dependencies_are_installed_again_when_the_list_changes(tmp_path):
     os.utime(tmp_path / "requirements.txt", (past, past))
 
     def plan() -> str:
-        return subprocess.run(["make", "-n", "-C", str(tmp_path), "db-info", f"VENV={venv}"],
-                              capture_output=True, text=True).stdout
+        return subprocess.run(["make", "-n", "-C", str(tmp_path), "db-info",
+                               f"DBGUARD_VENV={venv}"], capture_output=True, text=True).stdout
 
     assert "pip install" not in plan()
     os.utime(tmp_path / "requirements.txt")
-    assert "pip install -q --disable-pip-version-check -r requirements.txt" in plan()
+    assert "pip install -q --disable-pip-version-check -r ./requirements.txt" in plan()
 
 
-def test_missing_env_through_a_script_is_exit_2_with_the_copy_command(tmp_path):
+def test_no_compose_file_anywhere_is_exit_2_before_any_docker_call(tmp_path):
+    """No .env is needed (every setting is optional), but a compose file is: without one in
+    the kit's folder or above it, each command says so in one line, Docker or not."""
     kit = tmp_path / "kit"
     shutil.copytree(ROOT / "scripts", kit / "scripts",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (kit / ".env.example").write_text("DJANGO_DB_NAME=x\n")
-    for script in ("db_info", "db_dump", "db_migrate_volume", "db_restore", "db_backups"):
-        r = subprocess.run([sys.executable, str(kit / "scripts" / f"{script}.py")],
+    env = dict(os.environ, DOCKER_HOST="unix:///nonexistent.sock")
+    for script in ("db_info", "db_dump", "db_migrate_volume", "db_restore"):
+        r = subprocess.run([sys.executable, str(kit / "scripts" / f"{script}.py")], env=env,
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
         assert r.returncode == 2, r.stderr
-        assert r.stderr == (f"ERROR: no .env file in {kit}. Create it from .env.example and "
-                            "review it: cp .env.example .env (`make db-up` does this for you)\n")
+        assert r.stderr.startswith(f"ERROR: no compose file in {kit} or any folder above it "
+                                   "(Compose looks for compose.yaml, compose.yml, "
+                                   "docker-compose.yml, docker-compose.yaml). Run the kit "
+                                   "inside your project"), r.stderr
+    r = subprocess.run([sys.executable, str(kit / "scripts" / "db_backups.py")], env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
     (kit / ".env").write_text("DJANGO_DB_NAME=x\nthis is not a setting\n")
     r = subprocess.run([sys.executable, str(kit / "scripts/db_info.py")], capture_output=True,
                        text=True)

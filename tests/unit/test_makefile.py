@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def kit(tmp_path) -> Path:
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+    for name in ("Makefile", "dbguard.mk", "requirements.txt", "requirements-dev.txt"):
         (tmp_path / name).write_text((ROOT / name).read_text())
     python = tmp_path / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
@@ -40,8 +40,8 @@ def test_a_value_reaches_the_script_verbatim_and_nothing_in_it_runs(kit, value):
     marker = kit / "ran"
     typed = value.format(m=marker)
     assert make_args(kit, "db-restore", f"FILE={typed}", "YES=1") == [
-        "scripts/db_restore.py", "--file", typed, "--yes"]
-    assert make_args(kit, "db-prune", f"KEEP={typed}") == ["scripts/db_prune.py", "--keep",
+        "./scripts/db_restore.py", "--file", typed, "--yes"]
+    assert make_args(kit, "db-prune", f"KEEP={typed}") == ["./scripts/db_prune.py", "--keep",
                                                             typed]
     assert not marker.exists(), f"make or the shell ran {typed!r}"
 
@@ -49,6 +49,6 @@ def test_a_value_reaches_the_script_verbatim_and_nothing_in_it_runs(kit, value):
 def test_a_switch_given_code_is_off_and_runs_nothing(kit):
     marker = kit / "ran"
     args = make_args(kit, "db-up", f"V=$(shell touch {marker})", f"DRY_RUN=`touch {marker}`")
-    assert args == ["scripts/db_up.py"] and not marker.exists()
+    assert args == ["./scripts/db_up.py"] and not marker.exists()
     assert make_args(kit, "db-up", "V=1", "DRY_RUN=yes", "ALLOW_NEW_VOLUME=true") == [
-        "scripts/db_up.py", "--verbose", "--dry-run", "--allow-new-volume"]
+        "./scripts/db_up.py", "--verbose", "--dry-run", "--allow-new-volume"]

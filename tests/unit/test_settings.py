@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from dbguard.errors import UsageError
-from dbguard.settings import init_env_file, load_settings
+from dbguard.settings import discover_project, init_env_file, load_settings, needs_env_file
 
 GOOD = ("COMPOSE_PROJECT_NAME=sumplatform\nDJANGO_DB_NAME=sum_db\nDJANGO_DB_USER=sum_user\n"
         "DJANGO_DB_PASSWORD=hunter2-secret\nDJANGO_DB_HOST=localhost\nDJANGO_DB_PORT=5432\n")
@@ -23,13 +23,12 @@ def load(root, text=GOOD, environ=None):
     return load_settings(root, environ or {})
 
 
-def test_missing_env_file_says_to_copy_the_example(root):
-    with pytest.raises(UsageError) as err:
-        load_settings(root, {})
-    assert err.value.line() == (
-        f"ERROR: no .env file in {root}. Create it from .env.example and review it: "
-        "cp .env.example .env (`make db-up` does this for you)")
-    assert err.value.code == 2
+def test_no_env_file_is_fine_every_key_has_a_default_or_comes_from_the_service(root):
+    (root / "compose.yaml").write_text("services: {}\n")
+    s = load_settings(root, {})
+    assert (s.project_name, s.db_name, s.db_user, s.db_password, s.db_host, s.db_port) == \
+        (None, "", "", "", "", 0), "empty: filled from the service and the container later"
+    assert s.compose_files == (root / "compose.yaml",) and not s.compose_files_explicit
 
 
 def test_defaults_and_values(root):
@@ -37,7 +36,7 @@ def test_defaults_and_values(root):
     assert (s.project_name, s.project_name_origin) == ("sumplatform", ".env")
     assert (s.db_name, s.db_user, s.db_host, s.db_port) == ("sum_db", "sum_user", "localhost",
                                                             5432)
-    assert s.compose_files == (root / "docker-compose.yml",)
+    assert s.compose_files == () and s.project_dir == root, "no compose file in this folder"
     assert s.backup_dir == root / "backups" and s.dump_format == "custom" and s.safety_dump
     assert s.fixture == root / "fixtures/dev_content.sql" and s.backup_keep == 10
     assert "hunter2" not in repr(s), "the password stays out of repr()"
@@ -52,12 +51,6 @@ def test_real_environment_wins_over_env_file(root):
 def test_unset_project_name_has_no_origin(root):
     s = load(root, GOOD.replace("COMPOSE_PROJECT_NAME=sumplatform\n", ""))
     assert s.project_name is None and s.project_name_origin is None
-
-
-def test_all_missing_keys_named_at_once(root):
-    with pytest.raises(UsageError) as err:
-        load(root, "COMPOSE_PROJECT_NAME=x\n")
-    assert "missing DJANGO_DB_NAME, DJANGO_DB_USER, DJANGO_DB_PASSWORD" in err.value.line()
 
 
 def test_bad_values_named_with_the_fix(root):
@@ -89,13 +82,70 @@ def test_malformed_line_is_named_by_number_without_its_content(root):
     assert "hunter3" not in err.value.line()
 
 
-def test_init_env_file_copies_the_example_owner_only_and_never_overwrites(root):
-    assert init_env_file(root) is True
-    assert (root / ".env").read_text() == GOOD
+def test_init_env_file_locks_the_name_compose_uses_today_owner_only_never_overwriting(tmp_path):
+    root = tmp_path / "My.Shop"
+    root.mkdir()
+    (root / ".env.example").write_text("# lock\n#COMPOSE_PROJECT_NAME=\nDJANGO_DB_NAME=x\n")
+    (root / "docker-compose.yml").write_text("services: {}\n")
+    assert needs_env_file(root)
+    assert init_env_file(root) == "myshop", "the name Compose v2 derives from 'My.Shop'"
+    assert (root / ".env").read_text() == "# lock\nCOMPOSE_PROJECT_NAME=myshop\nDJANGO_DB_NAME=x\n"
     assert stat.S_IMODE(os.stat(root / ".env").st_mode) == 0o600
     (root / ".env").write_text("mine\n")
-    assert init_env_file(root) is False
+    assert init_env_file(root) is None and not needs_env_file(root)
     assert (root / ".env").read_text() == "mine\n"
+
+
+def test_an_installed_kit_never_writes_the_hosts_env(tmp_path):
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    kit = tmp_path / "dbguard"
+    kit.mkdir()
+    (kit / ".env.example").write_text("#COMPOSE_PROJECT_NAME=\n")
+    assert not needs_env_file(kit) and init_env_file(kit) is None
+    assert not (kit / ".env").exists() and not (tmp_path / ".env").exists()
+
+
+@pytest.mark.parametrize("files, expected", [
+    (["docker-compose.yml"], ["docker-compose.yml"]),
+    (["compose.yaml", "docker-compose.yml"], ["compose.yaml"]),
+    (["compose.yml", "docker-compose.yaml"], ["compose.yml"]),
+    (["docker-compose.yml", "docker-compose.yaml"], ["docker-compose.yml"]),
+    (["compose.yaml", "compose.override.yaml"], ["compose.yaml", "compose.override.yaml"]),
+    (["docker-compose.yml", "docker-compose.override.yml", "docker-compose.local.yml"],
+     ["docker-compose.yml", "docker-compose.override.yml"]),
+])
+def test_compose_files_are_found_by_composes_own_names_and_order(tmp_path, files, expected):
+    for f in files:
+        (tmp_path / f).write_text("services: {}\n")
+    project_dir, found, from_env = discover_project(tmp_path)
+    assert project_dir == tmp_path and not from_env
+    assert [f.name for f in found] == expected
+
+
+def test_a_kit_in_a_subfolder_finds_the_project_above_and_reads_its_env(tmp_path):
+    (tmp_path / "docker-compose.local.yml").write_text("services: {}\n")
+    (tmp_path / ".env").write_text("COMPOSE_FILE=docker-compose.local.yml\n"
+                                   "COMPOSE_PROJECT_NAME=shop\nDBGUARD_BACKUP_KEEP=3\n")
+    kit = tmp_path / "tools" / "dbguard"
+    kit.mkdir(parents=True)
+    (kit / ".env").write_text("DBGUARD_BACKUP_KEEP=5\n")
+    s = load_settings(kit, {})
+    assert s.project_dir == tmp_path and s.env_file == tmp_path / ".env"
+    assert s.compose_files == (tmp_path / "docker-compose.local.yml",)
+    assert s.compose_files_explicit, "COMPOSE_FILE names them: passed with -f"
+    assert (s.project_name, s.backup_keep) == ("shop", 5), "the kit's own .env wins"
+    assert s.backup_dir == kit / "backups", "backups stay in the kit's folder"
+
+
+def test_compose_file_in_the_kits_settings_is_relative_to_the_kit(tmp_path):
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "db.yml").write_text("services: {}\n")
+    kit = tmp_path / "dbguard"
+    kit.mkdir()
+    s = load_settings(kit, {"COMPOSE_FILE": "../ops/db.yml"})
+    assert s.compose_files == (kit / "../ops/db.yml",) and s.compose_files_explicit
+    assert s.project_dir == kit / "../ops"
 
 
 def test_ignore_volumes_list(root):

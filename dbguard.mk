@@ -1,0 +1,79 @@
+# dbguard's database targets, for inclusion in a Makefile: `include dbguard/dbguard.mk` (the line
+# `make kit-install` writes). Everything here is named dbguard-*, DBGUARD_* or db-*, so nothing
+# of the including Makefile is overridden; DBGUARD_PREFIX, set before the include, puts a
+# prefix on every target (DBGUARD_PREFIX := kit- gives kit-db-up, ...).
+# Make variables become the scripts' flags: JSON=1 CHECK=1 YES=1 FORCE=1 ALLOW_NEW_VOLUME=1
+# FROM=<volume> FILE=<path> FORMAT=custom|plain KEEP=<n> UNDO=1, and on every target
+# V=1 (show each docker command) and DRY_RUN=1 (show what would change, change nothing).
+
+# The kit's folder, from this file's own path; its Python environment, apart from the host's.
+DBGUARD_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+DBGUARD_PREFIX ?=
+DBGUARD_PYTHON ?= python3
+DBGUARD_VENV ?= $(DBGUARD_DIR)/.venv
+DBGUARD_PY = $(DBGUARD_VENV)/bin/python
+DBGUARD_RUN = @$(DBGUARD_PY) $(DBGUARD_DIR)/scripts
+
+# What you type after `make db-x` reaches the script as data, never as code: the values are
+# taken unexpanded ($(value)), single-quoted for the shell, and kept out of the recipes'
+# environment (make would expand an exported `$(shell ...)` there). The scripts then refuse a
+# value that is not what it should be.
+DBGUARD_FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP
+unexport $(DBGUARD_FLAGS)
+dbguard_on = $(if $(filter 1 y yes true,$(value $(1))),$(2))
+dbguard_arg = $(if $(value $(1)),$(2) '$(subst ','\'',$(value $(1)))')
+DBGUARD_COMMON = $(call dbguard_on,V,--verbose) $(call dbguard_on,DRY_RUN,--dry-run)
+DBGUARD_TARGETS := db-up db-down db-info db-migrate-volume db-dump db-restore db-backups \
+	db-prune db-fixture db-seed db-shell db-logs
+
+.PHONY: dbguard-help dbguard-deps $(addprefix $(DBGUARD_PREFIX),$(DBGUARD_TARGETS))
+
+dbguard-help: ## Show dbguard's database targets
+	@awk -v p='$(DBGUARD_PREFIX)' 'BEGIN {FS = ":.*## "} /^\$$\(DBGUARD_PREFIX\)[a-z-]+:.*## / \
+		{sub(/^\$$\(DBGUARD_PREFIX\)/, "", $$1); printf "  %-20s %s\n", p $$1, $$2}' \
+		$(DBGUARD_DIR)/dbguard.mk
+
+$(DBGUARD_PREFIX)db-up: dbguard-deps ## Start the database, after checking its volume is the right one (ALLOW_NEW_VOLUME=1)
+	$(DBGUARD_RUN)/db_up.py $(DBGUARD_COMMON) $(call dbguard_on,ALLOW_NEW_VOLUME,--allow-new-volume)
+
+$(DBGUARD_PREFIX)db-down: dbguard-deps ## Stop the database (volumes are never removed)
+	$(DBGUARD_RUN)/db_down.py $(DBGUARD_COMMON)
+
+$(DBGUARD_PREFIX)db-info: dbguard-deps ## Show which volume is live, spot parallel universes, name problems (JSON=1 CHECK=1)
+	$(DBGUARD_RUN)/db_info.py $(call dbguard_on,V,--verbose) $(call dbguard_on,JSON,--json) $(call dbguard_on,CHECK,--check)
+
+$(DBGUARD_PREFIX)db-migrate-volume: dbguard-deps ## Copy an old volume's data into the active one (FROM=volume YES=1 FORCE=1 UNDO=1)
+	$(DBGUARD_RUN)/db_migrate_volume.py $(DBGUARD_COMMON) $(call dbguard_arg,FROM,--from) $(call dbguard_on,YES,--yes) $(call dbguard_on,FORCE,--force) $(call dbguard_on,UNDO,--undo)
+
+$(DBGUARD_PREFIX)db-dump: dbguard-deps ## Dump the database to a verified, timestamped file in backups/ (FORMAT=custom|plain)
+	$(DBGUARD_RUN)/db_dump.py $(DBGUARD_COMMON) $(call dbguard_arg,FORMAT,--format)
+
+$(DBGUARD_PREFIX)db-restore: dbguard-deps ## Replace the database with a backup, newest good one by default (FILE=path YES=1)
+	$(DBGUARD_RUN)/db_restore.py $(DBGUARD_COMMON) $(call dbguard_arg,FILE,--file) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-backups: dbguard-deps ## List the backups, newest first, with age, size, format and checksum
+	$(DBGUARD_RUN)/db_backups.py $(call dbguard_on,V,--verbose) $(call dbguard_on,JSON,--json)
+
+$(DBGUARD_PREFIX)db-prune: dbguard-deps ## Remove old backups, keeping the newest (KEEP=n YES=1)
+	$(DBGUARD_RUN)/db_prune.py $(DBGUARD_COMMON) $(call dbguard_arg,KEEP,--keep) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-fixture: dbguard-deps ## Export the database to the development fixture (plain SQL meant for git)
+	$(DBGUARD_RUN)/db_fixture.py $(DBGUARD_COMMON)
+
+$(DBGUARD_PREFIX)db-seed: dbguard-deps ## Load the development fixture into a database with no tables (FORCE=1 YES=1)
+	$(DBGUARD_RUN)/db_seed.py $(DBGUARD_COMMON) $(call dbguard_on,FORCE,--force) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-shell: dbguard-deps ## Open psql inside the database container
+	$(DBGUARD_RUN)/db_shell.py $(call dbguard_on,V,--verbose)
+
+$(DBGUARD_PREFIX)db-logs: dbguard-deps ## Follow the database's log
+	$(DBGUARD_RUN)/db_logs.py $(call dbguard_on,V,--verbose)
+
+# The kit's virtual environment: made by the first target that needs it, and again whenever
+# its requirements change.
+dbguard-deps: $(DBGUARD_VENV)/.deps
+
+$(DBGUARD_VENV)/.deps: $(DBGUARD_DIR)/requirements.txt
+	@test -x $(DBGUARD_PY) || $(DBGUARD_PYTHON) -m venv $(DBGUARD_VENV)
+	@$(DBGUARD_PY) -m pip install -q --disable-pip-version-check -r $(DBGUARD_DIR)/requirements.txt
+	@touch $@

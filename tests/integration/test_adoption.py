@@ -1,0 +1,328 @@
+"""The kit adopted by other repositories, as their layouts really are: installed with
+`make kit-install`, then used through the host's own make, with the database found among the
+host's services, its credentials read from the service, and no published port needed. For each
+layout: db-info says OK, db-up, rows, db-dump, db-restore; the directory renamed (the committed
+lock holds: plain `docker compose up` makes no twin); the lock lost (the guard refuses with
+nothing created) and db-migrate-volume brings every row back."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import KEY, docker, remove_test_objects, shown, volume_names
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "pw-adopt-4e1f"  # in the host's env files, never in the kit's output
+
+
+@dataclass
+class Host:
+    """A repository that is not the kit: its own compose files, env files and Makefile."""
+
+    root: Path
+    flavor: str
+    docker_config: Path
+    folder: str = "dbguard"
+    prefix: str = ""
+    compose_args: tuple = ()  # what the host's developers type (e.g. -f for cookiecutter)
+    token: str = ""
+    database: tuple = ()  # (service, database, user) once db-info has named them
+    container_name: str = ""  # the database service's fixed container_name, if any
+
+    def keep_unlocked(self) -> None:
+        """The compose files as they were before the install locked the name: what a clone
+        made before the lock was committed has."""
+        self.unlocked = {p.name: p.read_text() for p in self.root.iterdir()
+                         if p.suffix in (".yml", ".yaml")}
+
+    def env(self, **extra) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_"))}
+        env.update(DOCKER_CONFIG=str(self.docker_config), NO_COLOR="1",
+                   DBGUARD_COMPOSE=self.flavor, DBGUARD_UP_TIMEOUT="60", **extra)
+        return env
+
+    def install(self, *args: str) -> subprocess.CompletedProcess:
+        return self._check(subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "kit_install.py"), str(self.root),
+             "--folder", self.folder, *(["--prefix", self.prefix] if self.prefix else []),
+             *args], env=self.env(), capture_output=True, text=True, stdin=subprocess.DEVNULL))
+
+    def make(self, target: str, *variables: str) -> subprocess.CompletedProcess:
+        return self._check(subprocess.run(
+            ["make", "--no-print-directory", "-C", str(self.root), self.prefix + target,
+             f"DBGUARD_VENV={sys.prefix}", *variables], env=self.env(), capture_output=True,
+            text=True, stdin=subprocess.DEVNULL, timeout=600))
+
+    def ok(self, target: str, *variables: str) -> subprocess.CompletedProcess:
+        r = self.make(target, *variables)
+        assert r.returncode == 0, shown(r)
+        return r
+
+    def _check(self, r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+        assert PASSWORD not in r.stdout + r.stderr, shown(r)
+        return r
+
+    def info(self) -> dict:
+        return json.loads(self.ok("db-info", "JSON=1").stdout)
+
+    def plain_compose(self, *args: str) -> subprocess.CompletedProcess:
+        """Compose as the host's developers run it, in the repository's folder."""
+        base = ["docker", "compose"] if self.flavor == "v2" else ["docker-compose"]
+        return subprocess.run([*base, *self.compose_args, *args], cwd=self.root,
+                              env=self.env(), capture_output=True, text=True)
+
+    def psql(self, sql: str) -> str:
+        """SQL through the running database container (no port is published in some
+        layouts), found by its service label and the token every name here carries."""
+        if not self.database:
+            facts = self.info()
+            self.database = (facts["service"]["name"], facts["connection"]["name"],
+                             facts["connection"]["user"])
+        service, db, user = self.database
+        ids = docker("ps", "-q", "--filter", f"name={self.token}", "--filter",
+                     f"label=com.docker.compose.service={service}", "--filter",
+                     "status=running").stdout.split()
+        assert len(ids) == 1, f"expected one running {service} container, found {ids}"
+        return docker("exec", ids[0], "psql", "-X", "-q", "-At", "-U", user, "-d", db,
+                      "-v", "ON_ERROR_STOP=1", "-c", sql).stdout.strip()
+
+    def volumes(self) -> set[str]:
+        """The named volumes of this host's projects, whatever the project is called now."""
+        return {v for v in volume_names() if self.token in v}
+
+    def rename(self, name: str) -> None:
+        target = self.root.parent / name
+        self.root.rename(target)
+        self.root = target
+
+
+@pytest.fixture
+def host(tmp_path, image, docker_configs, token, request):
+    """A host repository in a folder named after the token (so its project name and volumes
+    carry it); removes what the test made afterwards."""
+    flavor = getattr(request, "param", "v2")
+    volumes_before = volume_names()
+    made = Host(tmp_path / f"shop{token}", flavor, docker_configs[flavor], token=token)
+    made.root.mkdir()
+    made.tags = []
+    yield made
+    projects = {f"shop{token}", f"moved{token}", token}
+    left, why = remove_test_objects(token, projects, [], volumes_before)
+    for tag in made.tags:
+        docker("rmi", tag, check=False)
+    assert not left, f"teardown could not remove {left}: {why}"
+
+
+def pg_service(image: str, token: str, mount: str = "/var/lib/postgresql/data",
+               extra: str = "") -> str:
+    return (f"    image: {image}\n"
+            f"    env_file:\n      - ./.envs/.local/.postgres\n"
+            f"    volumes:\n      - {KEY}:{mount}\n      - backups_{token}:/backups\n{extra}")
+
+
+def write_envs(root: Path) -> None:
+    (root / ".envs" / ".local").mkdir(parents=True)
+    (root / ".envs" / ".local" / ".postgres").write_text(
+        f"POSTGRES_HOST=postgres\nPOSTGRES_PORT=5432\nPOSTGRES_DB=shop\n"
+        f"POSTGRES_USER=shopuser\nPOSTGRES_PASSWORD={PASSWORD}\n")
+
+
+def cookiecutter_django(h: Host, image: str, token: str, mount: str) -> None:
+    """cookiecutter-django's local layout: docker-compose.local.yml (run with -f), env files
+    under .envs/, a django service sharing the database's env file, a database built from
+    its own Dockerfile with an image name of its own and a fixed container_name, no port
+    published."""
+    write_envs(h.root)
+    (h.root / "compose" / "production" / "postgres").mkdir(parents=True)
+    (h.root / "compose" / "production" / "postgres" / "Dockerfile").write_text(
+        f"FROM {image}\n")
+    tag = f"shop{token}_production_postgres"
+    docker("tag", image, tag)
+    h.tags.append(tag)
+    (h.root / "docker-compose.local.yml").write_text(
+        f"volumes:\n  {KEY}: {{}}\n  backups_{token}: {{}}\n\nservices:\n"
+        f"  django:\n    image: {image}\n    command: sleep 600\n    depends_on:\n"
+        f"      - postgres\n    env_file:\n      - ./.envs/.local/.postgres\n\n"
+        f"  postgres:\n    build:\n      context: .\n"
+        f"      dockerfile: ./compose/production/postgres/Dockerfile\n"
+        + pg_service(tag, token, mount, f"    container_name: {token}_local_postgres\n"))
+    h.compose_args = ("-f", "docker-compose.local.yml")
+    h.container_name = f"{token}_local_postgres"
+    h.keep_unlocked()
+
+
+def compose_yaml_with_pgdata_below(h: Host, image: str, token: str) -> None:
+    """A compose.yaml project (no name:) whose PGDATA is a folder inside the volume."""
+    write_envs(h.root)
+    (h.root / "compose.yaml").write_text(
+        f"services:\n  web:\n    image: {image}\n    command: sleep 600\n"
+        f"    env_file: ./.envs/.local/.postgres\n  database:\n"
+        + pg_service(image, token, extra="    environment:\n"
+                                         "      PGDATA: /var/lib/postgresql/data/pgdata\n")
+        + f"volumes:\n  {KEY}:\n  backups_{token}:\n")
+    h.keep_unlocked()
+
+
+def override_only(h: Host, image: str, token: str) -> None:
+    """The database service only in docker-compose.override.yml, a Makefile of the host's
+    own with a `test` and a `db-up` target, its own .env and requirements.txt."""
+    write_envs(h.root)
+    (h.root / "docker-compose.yml").write_text(
+        f'version: "3.8"\nservices:\n  api:\n    image: {image}\n    command: sleep 600\n')
+    (h.root / "docker-compose.override.yml").write_text(
+        'version: "3.8"\nservices:\n  db:\n' + pg_service(image, token)
+        + f"volumes:\n  {KEY}:\n  backups_{token}:\n")
+    (h.root / "Makefile").write_text("test:\n\t@echo host tests\n\ndb-up:\n\t@echo host db\n")
+    (h.root / ".env").write_text("API_DEBUG=1\n")
+    (h.root / "requirements.txt").write_text("django==5.1\n")
+    h.keep_unlocked()
+
+
+def full_journey(h: Host) -> None:
+    """db-info OK, db-up, rows, dump, restore; renamed with the lock held; the lock lost and
+    the guard refusing; migrate bringing every row back."""
+    facts = h.info()
+    assert facts["project"]["locked"] and facts["problems"] == [], facts
+    active = facts["active_volume"]
+    h.ok("db-up")
+    h.psql("CREATE TABLE orders (id serial PRIMARY KEY, note text); "
+           "INSERT INTO orders (note) SELECT md5(g::text) FROM generate_series(1, 3000) g")
+    before = h.psql("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM orders")
+    h.ok("db-dump")
+    h.psql("DELETE FROM orders WHERE id > 10")
+    h.ok("db-restore", "YES=1")
+    assert h.psql("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM orders") \
+        == before, "the restore brought every row back"
+    h.ok("db-down")
+
+    # Renamed (a fresh clone into another folder): the committed lock holds, so plain Compose
+    # starts on the same volume and makes no twin.
+    volumes = h.volumes()
+    h.rename(h.root.name.replace("shop", "moved"))
+    up = h.plain_compose("up", "-d")
+    assert up.returncode == 0, shown(up)
+    assert h.volumes() == volumes, "plain `docker compose up` created a named volume"
+    assert h.info()["active_volume"] == active
+    assert h.psql("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM orders") == before
+    stop = h.plain_compose("stop")  # the containers stay, as after an overnight restart
+    assert stop.returncode == 0, shown(stop)
+
+    # The lock lost (the compose file as it was before the install): a new project name.
+    # The guard refuses with nothing created, and migrate brings every row back.
+    for name, text in h.unlocked.items():
+        (h.root / name).write_text(text)
+    env = h.root / ".env"
+    if env.exists():
+        env.write_text("".join(line for line in env.read_text().splitlines(keepends=True)
+                               if not line.startswith("COMPOSE_PROJECT_NAME=")))
+    facts = h.info()
+    assert not facts["project"]["locked"] and facts["active_volume"] != active, facts["project"]
+    r = h.make("db-up")
+    assert r.returncode != 0 and "PARALLEL_UNIVERSE" in r.stderr and active in r.stderr, shown(r)
+    assert facts["active_volume"] not in h.volumes(), "the refusal created no volume"
+    r = h.ok("db-migrate-volume", "YES=1")
+    if h.container_name:  # the old project's stopped container holds the fixed name
+        assert f"removing the stopped container {h.container_name} of project" in r.stderr, \
+            shown(r)
+    assert h.psql("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM orders") == before
+
+
+def test_cookiecutter_django_layout_with_a_fixed_container_name_and_no_port(host, image,
+                                                                             token):
+    """The compose file is not a default name, so the kit is told in its own .env (which
+    plain Compose never reads); the install then locks `name:` in that file."""
+    cookiecutter_django(host, image, token, "/var/lib/postgresql/data")
+    r = host.install()
+    assert r.returncode == 0 and "the project name is not locked" in r.stderr, shown(r)
+    (host.root / "dbguard" / ".env").write_text("COMPOSE_FILE=../docker-compose.local.yml\n")
+    r = host.install()
+    assert r.returncode == 0, shown(r)
+    assert f"locked the project name: `name: shop{token}` at the top of " \
+           "docker-compose.local.yml" in r.stderr, shown(r)
+    assert (host.root / "docker-compose.local.yml").read_text().startswith(f"name: shop{token}\n")
+    facts = host.info()
+    assert (facts["service"]["name"], facts["connection"]["user"],
+            facts["connection"]["name"]) == ("postgres", "shopuser", "shop")
+    full_journey(host)
+
+
+def test_compose_yaml_with_pgdata_in_a_subfolder(host, image, token):
+    compose_yaml_with_pgdata_below(host, image, token)
+    r = host.install()
+    assert r.returncode == 0, shown(r)
+    assert host.info()["service"]["pgdata"] == "/var/lib/postgresql/data/pgdata"
+    full_journey(host)
+
+
+@pytest.mark.parametrize("host", ["v2", "v1"], indirect=True)
+def test_database_only_in_the_override_file_and_a_makefile_of_the_hosts_own(host, image,
+                                                                            token):
+    override_only(host, image, token)
+    before = {p: p.read_text() for p in (host.root / "Makefile", host.root / ".env",
+                                         host.root / "requirements.txt")}
+    r = host.install()
+    assert r.returncode == 3, shown(r)
+    assert r.stderr.strip().splitlines()[-1] == (
+        "ERROR: Makefile already has the target(s) db-up. Namespace the kit's targets with "
+        "PREFIX=kit- (make kit-db-up ...), or rename yours; nothing was changed")
+    assert {p: p.read_text() for p in before} == before and not (host.root / "dbguard").exists()
+    host.prefix = "kit-"
+    assert host.install("--dry-run").returncode == 0
+    assert {p: p.read_text() for p in before} == before and not (host.root / "dbguard").exists()
+    r = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "kit-install",
+                        f"DEST={host.root}", "PREFIX=kit-", f"DBGUARD_VENV={sys.prefix}"],
+                       env=host.env(), capture_output=True, text=True)  # as a user runs it
+    assert r.returncode == 0, shown(r)
+    assert host.install().stderr.count("nothing to do") == 1, "a second run changes nothing"
+    assert subprocess.run(["make", "-s", "-C", str(host.root), "test"], capture_output=True,
+                          text=True).stdout == "host tests\n", "the host's targets are its own"
+    assert (host.root / "requirements.txt").read_text() == "django==5.1\n"
+    kept = list((host.root / "dbguard" / ".originals").rglob("Makefile"))
+    assert len(kept) == 1 and kept[0].read_text() == before[host.root / "Makefile"]
+    if host.flavor == "v1":
+        assert f"COMPOSE_PROJECT_NAME=shop{host.root.name[4:]}" in (host.root / ".env").read_text()
+    facts = host.info()
+    assert facts["service"]["name"] == "db" and facts["project"]["locked"]
+    full_journey(host)
+
+
+@pytest.mark.parametrize("host", ["v2", "v1"], indirect=True)
+def test_the_kit_in_a_subfolder(host, image, token):
+    host.folder = "tools/dbguard"
+    compose_yaml_with_pgdata_below(host, image, token)
+    if host.flavor == "v1":  # v1 reads docker-compose.yml; the same file under that name
+        (host.root / "compose.yaml").rename(host.root / "docker-compose.yml")
+        host.keep_unlocked()
+    r = host.install()
+    assert r.returncode == 0, shown(r)
+    assert (host.root / "tools" / "dbguard" / "scripts" / "db_up.py").exists()
+    assert "/tools/dbguard/backups/" in (host.root / ".gitignore").read_text()
+    h = host.info()
+    assert h["project"]["directory"] == str(host.root) and h["project"]["locked"]
+    full_journey(host)
+    assert list((host.root / "tools" / "dbguard" / "backups").glob("shop_*.dump")), \
+        "backups stay in the kit's folder"
+
+
+def test_cookiecutter_django_on_postgresql_18_with_its_volume_at_var_lib_postgresql(
+        host, image18, token):
+    """The 18 layout (PGDATA=/var/lib/postgresql/18/docker, the volume at /var/lib/postgresql):
+    no false "anonymous volume", and the whole journey works."""
+    cookiecutter_django(host, image18, token, "/var/lib/postgresql")
+    (host.root / "compose" / "production" / "postgres" / "Dockerfile").write_text(
+        f"FROM {image18}\n")
+    assert host.install().returncode == 0
+    (host.root / "dbguard" / ".env").write_text("COMPOSE_FILE=../docker-compose.local.yml\n")
+    assert host.install().returncode == 0
+    facts = host.info()
+    assert (facts["service"]["data_mount"], facts["service"]["pgdata"]) == (
+        "/var/lib/postgresql", "/var/lib/postgresql/18/docker")
+    full_journey(host)
+    assert host.info()["volumes"][0]["pg_version"] == "18"
