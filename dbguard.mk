@@ -18,13 +18,14 @@ DBGUARD_RUN = @$(DBGUARD_PY) $(DBGUARD_DIR)/scripts
 # taken unexpanded ($(value)), single-quoted for the shell, and kept out of the recipes'
 # environment (make would expand an exported `$(shell ...)` there). The scripts then refuse a
 # value that is not what it should be.
-DBGUARD_FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP
+DBGUARD_FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP \
+	NAME DROP OLD_IMAGE
 unexport $(DBGUARD_FLAGS)
 dbguard_on = $(if $(filter 1 y yes true,$(value $(1))),$(2))
 dbguard_arg = $(if $(value $(1)),$(2) '$(subst ','\'',$(value $(1)))')
 DBGUARD_COMMON = $(call dbguard_on,V,--verbose) $(call dbguard_on,DRY_RUN,--dry-run)
 DBGUARD_TARGETS := db-up db-down db-info db-migrate-volume db-dump db-restore db-backups \
-	db-prune db-fixture db-seed db-shell db-logs
+	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-fixture db-seed db-shell db-logs
 
 .PHONY: dbguard-help dbguard-deps $(addprefix $(DBGUARD_PREFIX),$(DBGUARD_TARGETS))
 
@@ -56,6 +57,18 @@ $(DBGUARD_PREFIX)db-backups: dbguard-deps ## List the backups, newest first, wit
 
 $(DBGUARD_PREFIX)db-prune: dbguard-deps ## Remove old backups, keeping the newest (KEEP=n YES=1)
 	$(DBGUARD_RUN)/db_prune.py $(DBGUARD_COMMON) $(call dbguard_arg,KEEP,--keep) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-snapshot: dbguard-deps ## Copy the database inside the server in seconds, before a risky change (NAME=)
+	$(DBGUARD_RUN)/db_snapshot.py $(DBGUARD_COMMON) $(call dbguard_arg,NAME,--name)
+
+$(DBGUARD_PREFIX)db-snapshots: dbguard-deps ## List the snapshots with age and size, or drop some (JSON=1 DROP=name KEEP=n YES=1)
+	$(DBGUARD_RUN)/db_snapshots.py $(DBGUARD_COMMON) $(call dbguard_on,JSON,--json) $(call dbguard_arg,DROP,--drop) $(call dbguard_arg,KEEP,--keep) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-rollback: dbguard-deps ## Put a snapshot back, the newest by default; keeps what it replaces (NAME= YES=1)
+	$(DBGUARD_RUN)/db_rollback.py $(DBGUARD_COMMON) $(call dbguard_arg,NAME,--name) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-upgrade: dbguard-deps ## Move the cluster to the image's newer PostgreSQL major, every row compared (OLD_IMAGE= YES=1 FORCE=1 UNDO=1)
+	$(DBGUARD_RUN)/db_upgrade.py $(DBGUARD_COMMON) $(call dbguard_arg,OLD_IMAGE,--old-image) $(call dbguard_on,YES,--yes) $(call dbguard_on,FORCE,--force) $(call dbguard_on,UNDO,--undo)
 
 $(DBGUARD_PREFIX)db-fixture: dbguard-deps ## Export the database to the development fixture (plain SQL meant for git)
 	$(DBGUARD_RUN)/db_fixture.py $(DBGUARD_COMMON)

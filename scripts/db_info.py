@@ -13,6 +13,7 @@ Problems it names, each with a stable code and the commands that fix it:
   PGDATA_NOT_ON_VOLUME     the server's data directory is outside the volume
   PGDATA_ELSEWHERE         the volume's cluster is not where the server looks (PGDATA)
   INCOMPLETE_COPY          the active volume holds an interrupted db-migrate-volume copy
+  UPGRADE_INCOMPLETE       an interrupted db-upgrade: db-upgrade finishes it, UNDO=1 undoes it
   PROJECT_NAME_NOT_LOCKED  the project name comes from the directory name
   BACKUP_STALE             the newest dump is older than DBGUARD_BACKUP_MAX_AGE_DAYS
   DATABASE_CLOSED          an interrupted restore left the database closed to connections
@@ -33,22 +34,36 @@ from dbguard.cli import entrypoint, parser
 from dbguard.diagnosis import backup_problems, database_findings, diagnose
 from dbguard.errors import EXIT_FAILED, EXIT_OK
 from dbguard.kit import Kit, open_kit
-from dbguard.messages import human_size, plural
+from dbguard.db_snapshots import list_snapshots
+from dbguard.messages import human_size, plural, table
 from dbguard.names import directory_project_names
-from dbguard.postgres import database_summary
+from dbguard.postgres import database_summary, maintenance_connection
+from dbguard.upgrade import upgrade_in_progress
 from dbguard.volumes import Volume, effective_pgdata, volume_table
+
+
+def database_snapshots(settings) -> list[dict]:
+    """The configured database's snapshots (db-snapshot), or none when they cannot be read."""
+    from psycopg import Error as PsycopgError
+
+    try:
+        with maintenance_connection(settings) as conn:
+            return [sn.to_json() for sn in list_snapshots(conn, settings.db_name)]
+    except PsycopgError:
+        return []
 
 
 def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     """The facts db-info shows (the JSON document) and the volumes they were read from."""
     s, p = kit.settings, kit.project
     volumes = kit.scan()
-    problems, notes = diagnose(p, kit.image, volumes)
+    problems, notes = diagnose(p, kit.image, volumes, upgrade=upgrade_in_progress(kit))
     backups = backup_summary(s)
     problems += backup_problems(s, backups, next(v for v in volumes if v.active))
     container = kit.service_container()
     database = database_summary(s) if container and container.state == "running" else {
         "reachable": False, "error": "the service is not running"}
+    snapshots = database_snapshots(s) if database.get("reachable") else []
     found, remarks = database_findings(s, database)
     problems, notes = problems + found, notes + remarks
     names = directory_project_names(p.directory.name)
@@ -71,6 +86,7 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
             "ports": container.ports},
         "database": database,
         "backups": backups,
+        "snapshots": snapshots,
         "problems": [pr.to_json() for pr in problems],
         "notes": notes,
     }
@@ -118,6 +134,11 @@ def render(facts: dict, volumes: list[Volume]) -> str:
         where = f" at {c['host']}:{c['port']}" if c["host"] else ""
         out.append(f"  not reachable{where}: {db['error']}")
     out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]
+    if facts["snapshots"]:
+        out += ["", "=== Snapshots (in the server; `make db-rollback NAME=...`) ==="]
+        out += table([["NAME", "TAKEN", "SIZE"]] + [
+            [sn["name"], sn["taken"] or "-", human_size(sn["size_bytes"])]
+            for sn in facts["snapshots"]], indent="  ")
     out += ["", "=== Verdict ==="]
     if not facts["problems"]:
         out.append("OK: the active volume is the only one with this project's data, and the "

@@ -32,6 +32,7 @@ from dbguard.messages import info, success, warning
 from dbguard.postgres import reopen_if_closed
 from dbguard.service import start_service
 from dbguard.settings import init_env_file, needs_env_file
+from dbguard.upgrade import upgrade_in_progress
 from dbguard.volumes import volume_table
 
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                           "load it) and run again; nothing was started")
         kit = kit.with_image(inspect_image(kit.runner, p.image))
     volumes = kit.scan()
-    problems, _ = diagnose(p, kit.image, volumes)
+    problems, _ = diagnose(p, kit.image, volumes, upgrade=upgrade_in_progress(kit))
     active = next(v for v in volumes if v.active)
     blocking = [pr for pr in problems if pr.blocking and not (
         args.allow_new_volume and pr.code == "PARALLEL_UNIVERSE")]

@@ -21,6 +21,8 @@ way through these modules:
 - manifests, snapshots        comparing volumes file by file; tar snapshots of a volume
 - migration                   db-migrate-volume's decisions before anything changes
 - install                     make kit-install: the kit into another repository
+- db_snapshots                snapshots of the database inside the server (db-snapshot)
+- upgrade                     db-upgrade's old server, cluster dump and facts compared
 - destructive/                the only code that destroys or replaces data (see its __init__)
 """
 

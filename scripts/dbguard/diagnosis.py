@@ -34,7 +34,8 @@ def old_project_of(volume: Volume, project: Project) -> str | None:
 
 
 def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
-             allow_new_volume_hint: bool = True) -> tuple[list[Problem], list[str]]:
+             allow_new_volume_hint: bool = True, upgrade: tuple[str, str] | None = None
+             ) -> tuple[list[Problem], list[str]]:
     """The verdict: problems (each with a stable code and the commands that fix it) and notes.
     Pure: it reads only what the inspection found."""
     problems: list[Problem] = []
@@ -82,6 +83,14 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
                 [f"mount {project.volume_key!r} at {pgdata} or a folder above it, or set PGDATA"
                  " under the mount"], blocking=True))
 
+    if upgrade and upgrade[0] == active.name:
+        problems.append(Problem(
+            "UPGRADE_INCOMPLETE",
+            f"an upgrade of {active.name} to another PostgreSQL major was interrupted; the old "
+            f"cluster is intact in {upgrade[1]}",
+            ["make db-upgrade   (starts over from that copy and finishes)",
+             "or put the old cluster back: make db-upgrade UNDO=1"], blocking=True))
+
     if active.incomplete:
         problems.append(Problem(
             "INCOMPLETE_COPY",
@@ -97,10 +106,12 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
             f"the cluster in {active.name} was made by PostgreSQL {active.pg_major} but the "
             f"image {image.ref} runs {image.pg_major}: the server would exit with \"database "
             "files are incompatible with server\". Copying the volume cannot fix that",
-            [f"go back to a {active.pg_major} image (DB_IMAGE in .env), or move the data across:"
-             f" start a {active.pg_major} image, make db-dump, switch DB_IMAGE to "
-             f"{image.pg_major}, start on a new volume and make db-restore",
-             "or upgrade the cluster in place with pg_upgrade"], blocking=True))
+            ([f"make db-upgrade   (moves the data to {image.pg_major}: keeps the "
+              f"{active.pg_major} cluster in a volume of its own, dumps it with its own image, "
+              "loads it into a new cluster, compares every table)"]
+             if image.pg_major > active.pg_major else []) +
+            [f"or go back to a {active.pg_major} image (the service's image; DB_IMAGE in "
+             ".env for the kit's own compose file)"], blocking=True))
 
     if where is not None and active.has_cluster and active.pg_path and \
             os.path.normpath(active.pg_path) != os.path.normpath(where) and \

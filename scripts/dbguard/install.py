@@ -22,7 +22,8 @@ from .settings import KIT_ROOT
 KIT_FILES = ("scripts", "dbguard.mk", "requirements.txt", ".env.example", "README.md")
 MARKER = ".dbguard-kit"  # in the installed folder: this folder is the kit's
 TARGETS = ("db-up", "db-down", "db-info", "db-migrate-volume", "db-dump", "db-restore",
-           "db-backups", "db-prune", "db-fixture", "db-seed", "db-shell", "db-logs")
+           "db-backups", "db-prune", "db-snapshot", "db-snapshots", "db-rollback", "db-upgrade",
+           "db-fixture", "db-seed", "db-shell", "db-logs")
 BEGIN, END = "# >>> dbguard (make kit-install)", "# <<< dbguard"
 FOLDER_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

@@ -93,7 +93,8 @@ def reopen_if_closed(settings: Settings) -> bool:
 
 def explain_connection_error(settings: Settings, exc: Exception) -> str:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    first = first.replace(settings.db_password, "********")
+    if settings.db_password:
+        first = first.replace(settings.db_password, "********")
     if "password authentication failed" in first:
         first += (" (a cluster keeps the password it was created with: POSTGRES_PASSWORD only "
                   "applies when the image initialises an empty volume, so DJANGO_DB_PASSWORD "
@@ -112,3 +113,9 @@ def sql_id(template: str, *names: str):
     from psycopg import sql
 
     return sql.SQL(template).format(*[sql.Identifier(n) for n in names])
+
+
+def sql_literal(text: str):
+    from psycopg import sql
+
+    return sql.Literal(text)

@@ -1,0 +1,62 @@
+"""db-upgrade's and the snapshots' pure decisions: which image reads the old cluster, the one
+compose line the 18 layout changes, the dump lines left out of the load, the facts compared,
+and snapshot names."""
+import pytest
+
+from dbguard.db_snapshots import check_name, database_of
+from dbguard.destructive.upgrade_volume import INTERNAL_OPTION, quoted_role
+from dbguard.errors import UsageError
+from dbguard.upgrade import derive_old_image, fact_differences, moved_mount
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("postgres:17", "postgres:15"), ("postgres:17-alpine", "postgres:15-alpine"),
+    ("postgres:17.2-bookworm", "postgres:15-bookworm"),
+    ("docker.io/library/postgres:18", "docker.io/library/postgres:15"),
+    ("registry.local:5000/postgres:17", "registry.local:5000/postgres:15"),
+    ("postgres", None), ("postgres:latest", None), ("postgis/postgis:17-3.5", None),
+    ("shop_production_postgres", None), ("registry.local:5000/postgres", None),
+])
+def test_the_old_image_is_derived_only_from_the_official_naming(ref, expected):
+    assert derive_old_image(ref, 15) == expected
+
+
+def test_the_mount_moves_on_exactly_one_short_syntax_line_and_nothing_else_changes():
+    text = ("services:\n  db:\n    volumes:\n      # the data\n"
+            "      - sum_db_data:/var/lib/postgresql/data  # keep\n      - ./init:/init:ro\n")
+    moved = moved_mount(text, "sum_db_data")
+    assert moved == text.replace("sum_db_data:/var/lib/postgresql/data",
+                                 "sum_db_data:/var/lib/postgresql")
+    assert moved_mount('      - "sum_db_data:/var/lib/postgresql/data:rw"\n', "sum_db_data") \
+        == '      - "sum_db_data:/var/lib/postgresql:rw"\n'
+    assert moved_mount(text + text, "sum_db_data") is None, "two candidates: by hand"
+    assert moved_mount("      - other:/var/lib/postgresql/data\n", "sum_db_data") is None
+    long_syntax = "      - type: volume\n        source: d\n        target: /var/lib/postgresql/data\n"
+    assert moved_mount(long_syntax, "d") is None
+
+
+def test_only_the_bootstrap_role_and_the_internal_column_option_are_left_out_of_the_load():
+    assert quoted_role("sum_user") == {"sum_user", '"sum_user"'}
+    assert quoted_role('we"ird') == {'we"ird', '"we""ird"'}
+    assert INTERNAL_OPTION.match(b"ALTER TABLE ONLY public.t ALTER COLUMN g SET "
+                                 b"(pg_attver=26553080);\n")
+    assert not INTERNAL_OPTION.match(b"ALTER TABLE ONLY public.t ALTER COLUMN g SET "
+                                     b"(n_distinct=10);\n")
+    assert not INTERNAL_OPTION.match(b"INSERT INTO t VALUES ('SET (pg_attver=1);');\n")
+
+
+def test_facts_that_differ_are_named_per_database():
+    before = {"(cluster)": ["role a tt"], "shop": ["table public.t 3:abc", "view public.v"]}
+    after = {"(cluster)": ["role a tt"], "shop": ["table public.t 2:def", "view public.v"]}
+    assert fact_differences(before, after) == ["shop: table public.t 3:abc missing",
+                                               "shop: table public.t 2:def new"]
+    assert fact_differences(before, before) == []
+
+
+def test_snapshot_names_are_checked_and_fit_postgresqls_63_bytes():
+    assert check_name("before_migration") == "before_migration"
+    for bad in ("", "Bad", "a-b", "x" * 25, "_x", "a b"):
+        with pytest.raises(UsageError):
+            check_name(bad)
+    assert database_of("sum_db", "x") == "sum_db_dbguard_snap_x"
+    assert len(database_of("d" * 63, "y" * 24).encode()) <= 63
