@@ -207,10 +207,17 @@ def upgrade(kit: Kit, state: UpgradeState | None, args) -> int:
     UpgradeState.clear(kit)
     tables = sum(1 for lines in after.values() for x in lines if x.startswith("table "))
     databases = ", ".join(sorted(db for db in after if db != "(cluster)"))
+    roles = sorted(x.split()[1] for x in after["(cluster)"] if x.startswith("role "))
+    extensions = sorted({x.split()[1] for lines in after.values() for x in lines
+                         if x.startswith("extension ")})
+    info(f"roles: {', '.join(roles)}; extensions: {', '.join(extensions) or 'none'}")
     success(f"{active.name} runs PostgreSQL {new_major}: databases {databases}; {tables} "
             f"tables, every row equal (counts and checksums), in "
             f"{time.monotonic() - started:.0f}s")
-    info(f"the old cluster stays in {kept.name} ({human_size(kept.size)}); once you are sure: "
+    now = next(v for v in kit.scan() if v.active)
+    info(f"sizes: old cluster {human_size(kept.size)}, dump {human_size(dump.stat().st_size)}, "
+         f"new cluster {human_size(now.size)}")
+    info(f"the old cluster stays in {kept.name}; once you are sure: "
          f"docker volume rm {kept.name}")
     return EXIT_OK
 

@@ -77,6 +77,18 @@ def docker_configs(tmp_path_factory) -> dict[str, Path]:
     return {"v2": v2, "v1": tmp_path_factory.mktemp("docker-config-v1")}
 
 
+# The longest modules first: xdist hands tests out in collection order, so a long test left
+# for the end would keep one worker busy while the other waits.
+SLOW_FIRST = ("test_adoption.py", "test_upgrade.py", "test_migrate.py", "test_incident.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+    items.sort(key=rank)
+
+
 def pytest_generate_tests(metafunc):
     """Every test runs under Compose v2; a test marked `compose_v1` (one that makes the kit
     parse or call Compose in a way v1 does differently) runs under v1 as well. A test that

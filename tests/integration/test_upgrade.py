@@ -100,7 +100,7 @@ def test_17_to_18_moves_the_mount_and_keeps_the_original_compose_file(make_kit, 
 def test_killed_upgrades_leave_nothing_db_up_starts_a_rerun_finishes_undo_goes_back(
         make_kit, image, image17):
     kit, before = upgraded_kit(make_kit, image, image17)
-    for marker in ("INFO: copying the old cluster", "INFO: loading "):
+    for marker in ("INFO: copying the old cluster", "INFO: emptying ", "INFO: loading "):
         proc = kit.popen("db_upgrade", "--old-image", image, "--yes")
         seen, deadline = "", time.monotonic() + 300
         while marker not in seen and time.monotonic() < deadline:
