@@ -42,7 +42,7 @@ def rich_content(kit) -> None:
     kit.sql("CREATE SEQUENCE counter START 42")
 
 
-@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
+# Under v1 too through tests/integration/test_adoption.py's v1 journeys.
 @pytest.mark.parametrize("fmt", ["custom", "plain"])
 def test_dump_change_restore_gives_back_every_row(running_kit, fmt):
     kit = running_kit

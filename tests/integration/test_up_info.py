@@ -26,7 +26,7 @@ def state(container: str) -> str:
     return docker("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
 
 
-@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
+# Under v1 too through tests/integration/test_adoption.py's v1 journeys.
 def test_up_waits_for_health_and_down_keeps_the_volume(kit):
     r = kit.make("db-up")
     assert r.returncode == 0, shown(r)
@@ -40,7 +40,7 @@ def test_up_waits_for_health_and_down_keeps_the_volume(kit):
     assert kit.sql("SELECT count(*) FROM pages") == [(10,)]
 
 
-@pytest.mark.compose_v1  # the kit parses or calls Compose v1 differently here
+# Under v1 too through tests/integration/test_adoption.py's v1 journeys.
 def test_db_info_facts_as_json_and_text(running_kit):
     kit = running_kit
     kit.write_env(DBGUARD_BACKUP_MAX_AGE_DAYS="0")
