@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .docker import helper_args
 from .kit import Kit
-from .runner import command_failure
+from .runner import command_failure, kill_tree
 from .volumes import INCOMPLETE_MARKER
 
 # Prints a manifest of each folder given: one line per entry (type|mode|uid|gid|size|mtime|path),
@@ -132,7 +132,12 @@ def volume_manifests(kit: Kit, volumes: Sequence[str]) -> list[Manifest]:
     procs = [kit.runner.popen(helper_args(kit.image.ref, [(v, "/m", True)], MANIFEST_SCRIPT, "/m"),
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE) for v in volumes]
-    results = [proc.communicate() for proc in procs]
+    try:
+        results = [proc.communicate() for proc in procs]
+    except BaseException:  # Ctrl-C: the helper containers' clients go too
+        for proc in procs:
+            kill_tree(proc)
+        raise
     manifests = []
     for proc, (out, err) in zip(procs, results):
         if proc.returncode != 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,16 +77,32 @@ class Runner:
     # The two places a process is really started (a test runner replaces just these).
 
     def execute(self, args: list[str], stdin, stdout, stderr) -> subprocess.CompletedProcess:
+        proc = self.spawn(args, cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr)
         try:
-            return subprocess.run(args, cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr)
+            out, err = proc.communicate()
+        except BaseException:  # Ctrl-C, or a signal turned into one: nothing of ours goes on
+            kill_tree(proc)
+            raise
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+    def spawn(self, args: list[str], **kwargs) -> subprocess.Popen:
+        """Every command in a process group of its own: `docker compose` runs Compose as a
+        child of the docker CLI, and killing the CLI alone would leave Compose (and the
+        pg_dump it attached to) running, holding our pipes open. kill_tree ends the group."""
+        try:
+            return subprocess.Popen(args, start_new_session=True, **kwargs)
         except FileNotFoundError:
             raise not_installed(args[0]) from None
 
-    def spawn(self, args: list[str], **kwargs) -> subprocess.Popen:
-        try:
-            return subprocess.Popen(args, **kwargs)
-        except FileNotFoundError:
-            raise not_installed(args[0]) from None
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """Kills a command the runner started, with every process it started (its group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
 
 
 def not_installed(program: str) -> Failure:

@@ -13,7 +13,7 @@ from typing import Iterator
 from .errors import Failure
 from .files import StreamToFile
 from .messages import Progress
-from .runner import Runner, command_failure
+from .runner import Runner, command_failure, kill_tree
 
 
 def drain(stream, into: list[bytes]) -> threading.Thread:
@@ -89,5 +89,4 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
 
 def _kill(procs: list[subprocess.Popen]) -> None:
     for p in procs:
-        if p.poll() is None:
-            p.kill()
+        kill_tree(p)

@@ -23,7 +23,7 @@ from .files import private_dir
 from .kit import Kit
 from .volumes import Volume
 from .messages import info
-from .runner import command_failure
+from .runner import command_failure, kill_tree
 from .streams import streamed_file
 
 LABEL_UPGRADE_OF = "dbguard.upgrade-of"   # on the volume that keeps the old cluster
@@ -200,7 +200,11 @@ def psql_script(kit: Kit, container: str, dbname: str, script: str) -> str:
             "-f", "-"]
     proc = kit.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    out, err = proc.communicate(script.encode())
+    try:
+        out, err = proc.communicate(script.encode())
+    except BaseException:
+        kill_tree(proc)
+        raise
     if proc.returncode != 0:
         raise command_failure(argv, err)
     return out.decode(errors="replace")

@@ -101,6 +101,24 @@ def test_killed_dumps_leave_nothing_restore_or_backups_would_take(running_kit):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert dumps(kit) == [], f"killed at {fraction:.0%} of a dump"
+    for fraction in (0.3, 0.7):  # Ctrl-C (SIGINT to the kit alone, as `kill -INT` sends it)
+        proc = kit.popen("db_dump")
+        time.sleep(full * fraction)
+        proc.send_signal(signal.SIGINT)
+        # The bound is not a speed: before the fix the kit waited forever for Compose, which
+        # runs as a child of the docker CLI and outlived it.
+        proc.communicate(timeout=120)
+        assert proc.returncode in (0, 130), proc.returncode
+        left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert str(kit.root) not in left, f"a process of the interrupted dump is left:\n{left}"
+        sessions, deadline = None, time.monotonic() + 120  # those of the SIGKILLed runs end
+        while sessions != [(0,)] and time.monotonic() < deadline:  # when their pipes close
+            sessions = kit.sql("SELECT count(*) FROM pg_stat_activity WHERE "
+                               "application_name = 'pg_dump'")
+            time.sleep(0.5)
+        assert sessions == [(0,)], "no pg_dump session is left in the server"
+        for f in (kit.root / "backups").glob("sum_db_*"):
+            f.unlink()  # a dump that finished before the signal
     r = kit.script("db_backups")
     assert "no backups in" in r.stdout, shown(r)
     r = kit.script("db_restore", "--yes")

@@ -16,7 +16,7 @@ from ..errors import Failure
 from ..kit import Kit
 from ..manifests import verify_copy, verify_snapshot_restore
 from ..messages import Progress, info, success, warning
-from ..runner import command_failure
+from ..runner import command_failure, kill_tree
 from ..snapshots import snapshot_volume
 from ..streams import drain
 from ..volumes import Volume
@@ -92,7 +92,7 @@ def copy_volume(kit: Kit, source: Volume, target: str) -> None:
             if len(parts) == 2 and parts[0] == b"progress" and parts[1].isdigit():
                 progress.update(int(parts[1]) * 1024)
     except BaseException:
-        proc.kill()
+        kill_tree(proc)
         raise
     finally:
         progress.close()

@@ -14,7 +14,7 @@ from ..errors import Failure
 from ..kit import Kit
 from ..manifests import verify_copy
 from ..messages import info
-from ..runner import command_failure
+from ..runner import command_failure, kill_tree
 from ..streams import drain
 from ..upgrade import SOCKET_DIR, OldServer, psql_script, superuser
 from ..volumes import Volume
@@ -90,7 +90,7 @@ def load_cluster(kit: Kit, container: str, dump: Path) -> None:
     except BrokenPipeError:
         pass
     except BaseException:
-        proc.kill()
+        kill_tree(proc)
         raise
     finally:
         code = proc.wait()
