@@ -100,13 +100,12 @@ def upgrade(kit: Kit, state: UpgradeState | None, args) -> int:
         old_major = active.pg_major
         if old_major == new_major:
             raise Refusal(f"the cluster in {active.name} is PostgreSQL {old_major}, as the image "
-                          f"runs: nothing to upgrade", "Nothing was changed")
+                          "runs: nothing to upgrade", "Nothing was changed")
         if old_major > new_major:
             raise Refusal(f"the cluster in {active.name} is PostgreSQL {old_major}, newer than "
                           f"the image's {new_major}: db-upgrade only moves to a newer major",
                           f"Set the image back to a {old_major} one; nothing was changed")
     old_image = state.old_image if state else old_image_for(kit, args.old_image, old_major)
-    source = kept or active
     foreign = sorted({c.name for c in active.users if c.project != kit.project.name
                       and c.state in RUNNING_STATES})
     if foreign and not args.force:
@@ -130,8 +129,8 @@ def upgrade(kit: Kit, state: UpgradeState | None, args) -> int:
     stamp = time.strftime("%Y%m%d_%H%M%S")
     keep_name = state.kept if state else f"{active.name}_pg{old_major}_{stamp}"
     headline("Plan")
-    detail(f"upgrade:  {active.name} ({source.describe()}) from PostgreSQL {old_major} to "
-           f"{new_major} ({kit.project.image})")
+    detail(f"upgrade:  {active.name} ({(kept or active).describe()}) from PostgreSQL "
+           f"{old_major} to {new_major} ({kit.project.image})")
     if state:
         detail(f"first:    the old cluster back from {kept.name} (an interrupted upgrade's)")
     else:
@@ -205,7 +204,7 @@ def upgrade(kit: Kit, state: UpgradeState | None, args) -> int:
                       f"The old cluster is intact in {kept.name}; `make db-upgrade UNDO=1` "
                       "puts it back")
     UpgradeState.clear(kit)
-    tables = sum(1 for lines in after.values() for x in lines if x.startswith("table "))
+    tables = sum(x.startswith("table ") for lines in after.values() for x in lines)
     databases = ", ".join(sorted(db for db in after if db != "(cluster)"))
     roles = sorted(x.split()[1] for x in after["(cluster)"] if x.startswith("role "))
     extensions = sorted({x.split()[1] for lines in after.values() for x in lines
@@ -250,8 +249,9 @@ def undo(kit: Kit, state: UpgradeState | None, args) -> int:
     UpgradeState.clear(kit)
     success(f"{active.name} holds the PostgreSQL {old_major} cluster again; {kept.name} is "
             "kept as it is")
+    moved = "" if state else f"; the mount too, if it moved ({kit.settings.backup_dir}/upgrades)"
     warning(f"set the service's image back to PostgreSQL {old_major} before `make db-up` "
-            f"(it runs {kit.image.pg_major} now)")
+            f"(it runs {kit.image.pg_major} now){moved}")
     return EXIT_OK
 
 
