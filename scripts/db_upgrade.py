@@ -5,25 +5,22 @@ For when the compose file's image runs a newer major than the cluster in the act
 refuses that as PG_VERSION_MISMATCH). The plan is shown and [y/N] asked (without a terminal:
 refused unless YES=1); then, under the kit's lock:
 
-  1. the database's containers are stopped, and the old cluster is copied into a volume of its
-     own, <volume>_pg<N>_<time>, verified file by file: it stays as it is, and its name is
-     printed (remove it yourself once you are sure);
-  2. the old cluster's server (OLD_IMAGE) runs in a throwaway container with no network, and the
-     NEW image's pg_dumpall reads it: roles, every database, large objects, into
-     backups/upgrades/ (the dump is kept too);
+  1. the containers are stopped, and the old cluster is copied into a volume of its own,
+     <volume>_pg<N>_<time>, verified file by file, never touched again (its name is printed);
+  2. the old cluster's server (OLD_IMAGE, no network) is read by the NEW image's pg_dumpall:
+     roles, every database, large objects, into backups/upgrades/ (the dump is kept too);
   3. the active volume is emptied, the service starts on the new image (which initialises a new
      cluster), and the dump is loaded, stopping at the first error;
   4. every table's row count and checksum, the owners, views, sequences, extensions, large
      objects, databases and roles are compared before and after; any difference fails.
 
-OLD_IMAGE defaults to the configured image with the old major where it is named the official
-way (postgres:17-alpine -> postgres:15-alpine). For 18 and later, whose image keeps its cluster
-below /var/lib/postgresql, a compose file that mounts the volume at /var/lib/postgresql/data is
-changed (shown, asked, the original kept in backups/upgrades/).
+OLD_IMAGE defaults to the configured image with the old major (postgres:17-alpine ->
+postgres:15-alpine). For 18+, which keeps its cluster below /var/lib/postgresql, a mount at
+/var/lib/postgresql/data is changed (shown, asked, the original kept in backups/upgrades/).
 
 Interrupted at any point, the active volume is never one db-up starts on by mistake: db-up and
 db-info name it (UPGRADE_INCOMPLETE); running db-upgrade again starts over from the kept copy,
-and UNDO=1 puts the old cluster back.
+and UNDO=1 puts the old cluster back (after a snapshot of what the volume holds then).
 
 examples:
   make db-upgrade
@@ -49,6 +46,7 @@ from dbguard.manifests import verify_copy
 from dbguard.messages import confirm, detail, headline, human_size, info, success, warning
 from dbguard.service import (RUNNING_STATES, remove_leftover_helpers, start_service,
                              stop_containers)
+from dbguard.snapshots import snapshot_volume
 from dbguard.upgrade import (LABEL_UPGRADE_MAJOR, LABEL_UPGRADE_OF, UpgradeState,
                              cluster_facts, dump_cluster, fact_differences, kept_volumes,
                              moved_mount, old_image_for, start_old_server)
@@ -233,7 +231,7 @@ def undo(kit: Kit, state: UpgradeState | None, args) -> int:
     old_major = kept.labels.get(LABEL_UPGRADE_MAJOR, "?")
     headline("Plan")
     detail(f"put back: the PostgreSQL {old_major} cluster from {kept.name} into {active.name}"
-           f" ({active.describe()}: REPLACED)")
+           f" ({active.describe()}: REPLACED, after a snapshot under backups/volumes/)")
     if state and state.compose_file:
         detail(f"compose:  {state.compose_file} back from {state.compose_original}")
     if kit.runner.dry_run:
@@ -242,6 +240,8 @@ def undo(kit: Kit, state: UpgradeState | None, args) -> int:
     confirm(f"Put the old cluster back into {active.name}?", assume_yes=args.yes)
     remove_leftover_helpers(kit, [active])
     stop_containers(kit, [c for c in active.users if c.state in RUNNING_STATES])
+    if active.exists and active.entries:  # what the new major holds now (rows written since)
+        info(f"snapshot of the current contents: {snapshot_volume(kit, active)}")
     put_old_cluster_back(kit, kept, active.name)
     if state and state.compose_file:
         from pathlib import Path

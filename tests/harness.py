@@ -286,3 +286,16 @@ def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
                        "{{.Names}} {{.Status}}").stdout.split("\n")
         why += f"; {v} used by: {', '.join(u for u in users if u) or 'no container'}"
     return left, why
+
+
+def read_until(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str:
+    """Reads a running script's stderr line by line until `marker` appears (the moment a test
+    interrupts it at: a step of the script, not a time, so no machine is too slow for it)."""
+    seen, deadline = "", time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert marker in seen, seen
+    return seen

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import KEY, docker, shown, volume_names
+from harness import read_until
 
 # Every file with mode, owner, size, mtime and sha256; folders with mode and owner (a folder's
 # mtime moves whenever an entry in it is added or removed, the kit's marker included).
@@ -252,14 +253,7 @@ def big_orphan(make_kit, name: str):
 
 def kill_after(kit, marker: str, delay: float, *args: str) -> str:
     proc = kit.popen("db_migrate_volume", "--yes", *args)
-    seen = ""
-    deadline = time.monotonic() + 120
-    while marker not in seen and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line
-    assert marker in seen, seen
+    seen = read_until(proc, marker, timeout=120)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -22,7 +22,7 @@ from dbguard.destructive.replace_volume import (COPY_SCRIPT, EMPTY_SCRIPT, copy_
 from dbguard.docker import Container, ImageInfo
 from dbguard.dump_header import DumpFacts
 from dbguard.dumps import take_dump
-from dbguard.errors import Failure
+from dbguard.errors import Failure, Refusal
 from dbguard.kit import Kit, with_credentials
 from dbguard.loads import load_backup
 from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
@@ -575,3 +575,29 @@ def test_a_stopped_service_leaves_the_address_to_be_found_later(kit):
     bare = dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host="",
                                                                  db_port=0))
     assert bare.reachable().settings.db_port == 0
+
+
+def test_a_fixed_container_name_held_by_another_project_is_refused_or_freed_by_migrate(kit):
+    """db-up refuses with the command that frees the name; migrate (free_name) removes the
+    stopped holder (without -v: its volumes stay) before `compose up`."""
+    kit = dataclasses.replace(kit, project=dataclasses.replace(kit.project,
+                                                               container_name="shop_pg"))
+    ps = "\t".join(["old1", "shop_pg", "exited", "Exited", "", "tradesite", "db", "", "",
+                    "tradesite_sum_db_data"]) + "\n" + "\t".join(
+        ["c1", "sumplatform-db-1", "running", "Up", "", "sumplatform", "db", "", "",
+         "sumplatform_sum_db_data"])
+    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+    kit.runner.answer(["docker", "inspect"],
+                      stdout=json.dumps({"Status": "running", "Health": {"Status": "healthy"}})
+                      .encode())
+    with pytest.raises(Refusal) as err:
+        start_service(kit)
+    assert err.value.line() == (
+        "ERROR: the container name 'shop_pg' that service 'db' sets (container_name) is taken "
+        "by a exited container of project tradesite. Remove it with `docker rm shop_pg` (its "
+        "volumes stay), or stop it first if it still runs, and run again; nothing was started")
+    assert not [a for a in kit.runner.recorded if a[:2] != ["docker", "ps"]], "nothing started"
+    start_service(kit, free_name=True)
+    assert ["docker", "rm", "old1"] in kit.runner.recorded
+    assert kit.runner.recorded.index(["docker", "rm", "old1"]) < next(
+        i for i, a in enumerate(kit.runner.recorded) if "up" in a)
