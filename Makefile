@@ -12,7 +12,7 @@ DBGUARD_PYTHON := $(PYTHON)
 DBGUARD_VENV := $(VENV)
 include dbguard.mk
 
-FLAGS := DEST FOLDER PREFIX SIZE_MB QUICK
+FLAGS := DEST FOLDER PREFIX SIZE_MB MAJOR QUICK
 unexport $(FLAGS)
 
 .PHONY: help kit-install test test-unit bench reliability .deps-dev
@@ -30,8 +30,8 @@ test: .deps-dev ## Run every test: unit, and the real-Docker tier under Compose 
 test-unit: .deps-dev ## Run the tests that need no Docker
 	@$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-bench: .deps-dev ## Time db-dump and db-migrate-volume against raw pg_dump and cp -a (SIZE_MB=n)
-	@$(PY) tests/bench.py $(call dbguard_arg,SIZE_MB,--size-mb)
+bench: .deps-dev ## Time the data targets against the raw commands at >= 1 GB; writes docs/benchmarks.md (MAJOR=15 SIZE_MB=1100)
+	@$(PY) tests/bench.py $(call dbguard_arg,MAJOR,--major) $(call dbguard_arg,SIZE_MB,--size-mb)
 
 reliability: .deps-dev ## Run the fault trials; writes docs/reliability.md (QUICK=1: 3 runs each, no file)
 	@$(PY) tests/reliability.py $(call dbguard_on,QUICK,--quick)

@@ -35,7 +35,7 @@ from dbguard.docker import Container
 from dbguard.errors import EXIT_OK, Failure, Refusal, UsageError
 from dbguard.files import read_checksum, sha256_file
 from dbguard.kit import Kit, kit_lock, open_kit
-from dbguard.messages import (confirm, detail, headline, human_size, info, plural, success,
+from dbguard.messages import (confirm, detail, headline, human_size, info, plural, success, timing,
                               warning)
 from dbguard.postgres import database_summary
 from dbguard.service import (RUNNING_STATES, name_holder, remove_leftover_helpers,
@@ -177,13 +177,15 @@ def migrate(kit: Kit, args) -> int:
     source, target, stops, snapshot_needed = plan_copy(
         kit, kit.scan(also=[source.name]), args, source.name)
     remove_leftover_helpers(kit, [source, target])
-    stop_containers(kit, stops)
+    with timing("stop"):
+        stop_containers(kit, stops)
     try:
         copy_into_volume(kit, source, target, snapshot_needed)
     except Failure:
         start_again(kit, stops)
         raise
-    start_service(kit, free_name=True)
+    with timing("start"):
+        start_service(kit, free_name=True)
     report(kit, source.name)
     return EXIT_OK
 

@@ -5,11 +5,12 @@ REPLACES the configured database. Before anything changes, the file's checksum a
 checked: a truncated, corrupt, foreign (not pg_dump's) or newer-major dump is refused (exit 3).
 Then the plan is shown and [y/N] asked (without a terminal: refused unless --yes). The backup
 is loaded into a scratch database (custom format: pg_restore -j, stops at the first error;
-plain SQL: psql with ON_ERROR_STOP in one transaction) while the current database is dumped to
-backups/ (a safety dump, on unless DBGUARD_SAFETY_DUMP=0; its path is printed). Only when both
-worked are other connections closed and the two databases swapped by renaming them in one
-transaction; the old one is dropped after the swap. A failure before the swap leaves the
-current database exactly as it was.
+plain SQL: psql with ON_ERROR_STOP in one transaction). Only when it loaded are other
+connections closed and the two databases swapped by renaming them in one transaction. The
+replaced database is kept as the snapshot `before_restore` until the next restore, so
+`make db-rollback NAME=before_restore` undoes the restore; with DBGUARD_SAFETY_DUMP=1 it is
+also dumped to backups/ first. A failure before the swap leaves the current database exactly
+as it was.
 
 examples:
   make db-restore
@@ -24,8 +25,7 @@ from pathlib import Path
 from dbguard.backup_check import check_backup, newest_good_backup
 from dbguard.cli import entrypoint, parser
 from dbguard.destructive.delete_backups import remove_unfinished
-from dbguard.destructive.replace_database import (old_name, preflight_replace,
-                                                  replace_with_backup)
+from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
 from dbguard.errors import EXIT_OK
 from dbguard.kit import kit_lock, open_kit
 from dbguard.messages import confirm, detail, headline, human_size, info, success
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         major = kit.image.pg_major
         backup = check_backup(kit, resolve(args.file), major) if args.file \
             else newest_good_backup(kit, major)
-        state = preflight_replace(kit)
+        state = preflight_replace(kit, "restore")
         before = state.tables
         s = kit.settings
         headline("Plan")
@@ -64,20 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         now = "does not exist" if before is None else \
             "closed to connections by an interrupted restore; reopened first" if state.closed \
             else f"{len(before)} tables, about {sum(before.values()):,} rows"
-        detail(f"replace:  database {s.db_name!r} ({now}); kept as {old_name(s)!r} afterwards")
+        detail(f"replace:  database {s.db_name!r} ({now})" + (
+            "" if before is None else "; kept as the snapshot 'before_restore' (undo: "
+            "make db-rollback NAME=before_restore)"))
         safety = s.safety_dump and before is not None
         if safety:
-            detail(f"first:    a safety dump of it to {s.backup_dir}")
-        elif before is not None:
-            detail("first:    no safety dump (DBGUARD_SAFETY_DUMP=0)")
+            detail(f"first:    a safety dump of it to {s.backup_dir} (DBGUARD_SAFETY_DUMP=1)")
         if state.kept_old is not None:
-            detail(f"drops:    database {old_name(s)!r} ({human_size(state.kept_old)}), kept by "
-                   "the previous restore or seed")
+            detail(f"drops:    snapshot 'before_restore' ({human_size(state.kept_old)}), kept by "
+                   "the previous restore")
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
         confirm(f"Replace database {s.db_name!r} with {backup.path.name}?", assume_yes=args.yes)
-        replace_with_backup(kit, backup, container, before, "pre-restore" if safety else None)
+        replace_with_backup(kit, backup, container, before, "restore", safety)
         success(f"{s.db_name!r} now holds {backup.path.name}")
     return EXIT_OK
 

@@ -18,8 +18,7 @@ import sys
 from dbguard.backup_check import check_backup
 from dbguard.cli import entrypoint, parser
 from dbguard.destructive.delete_backups import remove_unfinished
-from dbguard.destructive.replace_database import (old_name, preflight_replace,
-                                                  replace_with_backup)
+from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
 from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.kit import kit_lock, open_kit
 from dbguard.messages import confirm, human_size, info, success
@@ -41,17 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     with kit_lock(kit, "db-seed"):
         remove_unfinished(kit.settings, kit.runner.dry_run)
         fixture = check_backup(kit, s.fixture, kit.image.pg_major)
-        state = preflight_replace(kit)
+        state = preflight_replace(kit, "seed")
         before = state.tables
         if before and not args.force:
             raise Refusal(f"database {s.db_name!r} already has {len(before)} tables; seeding "
                           "would replace them",
-                          "FORCE=1 replaces the database with the fixture (after a safety "
-                          "dump); nothing was changed")
+                          "FORCE=1 replaces the database with the fixture (what it replaces "
+                          "is kept as the snapshot before_seed); nothing was changed")
         info(f"loading {s.fixture} into {s.db_name!r}")
         if state.kept_old is not None:
-            info(f"this drops the database {old_name(s)!r} ({human_size(state.kept_old)}), "
-                 "kept by the previous restore or seed")
+            info(f"this drops the snapshot 'before_seed' ({human_size(state.kept_old)}), "
+                 "kept by the previous seed")
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
@@ -59,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             what = f"({len(before)} tables)" if before else "(no tables)"
             confirm(f"Replace database {s.db_name!r} {what} with the fixture?",
                     assume_yes=args.yes)
-        replace_with_backup(kit, fixture, container, before,
-                            "pre-seed" if before and s.safety_dump else None)
+        replace_with_backup(kit, fixture, container, before, "seed",
+                            bool(before) and s.safety_dump)
         success(f"{s.db_name!r} seeded from {s.fixture.name}")
     return EXIT_OK
 

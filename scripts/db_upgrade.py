@@ -36,13 +36,12 @@ import time
 from dbguard.cli import entrypoint, parser
 from dbguard.compose import load_project
 from dbguard.destructive.delete_backups import remove_unfinished
-from dbguard.destructive.replace_volume import copy_volume, unmark
+from dbguard.destructive.replace_volume import copy_verified, unmark
 from dbguard.destructive.upgrade_volume import (empty_volume, load_cluster, put_old_cluster_back,
                                                 remove_volumes, stop_old_server)
 from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.files import keep_copy
 from dbguard.kit import Kit, kit_lock, open_kit
-from dbguard.manifests import verify_copy
 from dbguard.messages import confirm, detail, headline, human_size, info, success, warning
 from dbguard.service import (RUNNING_STATES, remove_leftover_helpers, start_service,
                              stop_containers)
@@ -162,8 +161,7 @@ def upgrade(kit: Kit, state: UpgradeState | None, args) -> int:
                     f"{LABEL_UPGRADE_OF}={active.name}", "--label",
                     f"{LABEL_UPGRADE_MAJOR}={old_major}", keep_name])
         info(f"copying the old cluster: {active.name} -> {keep_name}")
-        copy_volume(kit, active, keep_name)
-        diff = verify_copy(kit, active.name, keep_name)
+        diff = copy_verified(kit, active, keep_name)
         if diff:
             raise Failure(f"the copy of {active.name} differs ({'; '.join(diff)})",
                           f"{active.name} is untouched; run again")

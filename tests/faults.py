@@ -22,14 +22,14 @@ def plant(fault: str) -> None:
     if fault == "fail-copy":
         replace_volume.COPY_SCRIPT += "exit 1\n"
     elif fault == "corrupt-copy":
-        verify = replace_volume.verify_copy
+        copy = replace_volume.copy_volume
 
-        def corrupt_then_verify(kit, source, target):
+        def copy_then_corrupt(kit, source, target):
+            copy(kit, source, target)
             kit.runner(helper_args(kit.image.ref, [(target, "/to", False)],
                                    "echo x >> /to/PG_VERSION"))
-            return verify(kit, source, target)
 
-        replace_volume.verify_copy = corrupt_then_verify
+        replace_volume.copy_volume = copy_then_corrupt
     else:
         raise SystemExit(f"unknown fault {fault!r}")
 

@@ -17,6 +17,7 @@ way through these modules:
 - service                     start, wait for health, stop containers
 - files, streams              partial-then-rename files, checksums, streamed command output
 - backups, dump_header        the backup folder; what a dump file says of itself
+- archive_walk                a custom archive's structure, checked as a dump streams in
 - dumps, backup_check, loads  taking a dump; checking one before trusting it; loading one
 - manifests, snapshots        comparing volumes file by file; tar snapshots of a volume
 - migration                   db-migrate-volume's decisions before anything changes

@@ -227,8 +227,9 @@ def database_findings(settings: Settings, database: dict) -> tuple[list[Problem]
     base = settings.db_name.encode()[:48].decode(errors="ignore")
     for d in database.get("databases", []):
         if d["name"] == f"{base}_dbguard_old":
-            notes.append(f"database {d['name']!r} ({human_size(d['size_bytes'])}) is the one the "
-                         "last restore or seed replaced; the next one drops it")
+            notes.append(f"database {d['name']!r} ({human_size(d['size_bytes'])}) is one an "
+                         "earlier version of the kit kept after a restore or seed; drop it "
+                         "once you no longer need it")
         if d["name"] == f"{base}_dbguard_new":
             notes.append(f"database {d['name']!r} is the scratch database of an interrupted "
                          "restore or seed; the next one removes it")

@@ -109,7 +109,8 @@ def helper_args(image: str, mounts: Sequence[tuple[str, str, bool]], script: str
     as root so it can read the 0700 data directory. Only constant scripts run in it; volume
     names reach it as mount options, never as shell text."""
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-            "--user", "0:0", "--label", f"{LABEL_HELPER}=1", "--entrypoint", "/bin/sh"]
+            "--tmpfs", "/tmp", "--user", "0:0", "--label", f"{LABEL_HELPER}=1",
+            "--entrypoint", "/bin/sh"]
     if interactive:
         argv.append("-i")
     for volume, target, readonly in mounts:

@@ -1,6 +1,6 @@
 """Taking a dump: pg_dump inside the database container, streamed to a hidden partial file under
-the backup folder, read back while it is written, checksummed, and only then given its final
-name. Writes new files; changes nothing in the database.
+the backup folder, its structure walked while it is written, checksummed, and only then given
+its final name. Writes new files; changes nothing in the database.
 """
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .archive_walk import ArchiveWalk, BadArchive
 from .backups import backup_path
 from .dump_header import PLAIN_TRAILER
 from .errors import Failure
 from .files import StreamToFile
 from .kit import Kit
-from .messages import human_size, info
+from .messages import human_size, info, timing, warning
 from .streams import streamed_file
 
 
@@ -25,26 +26,71 @@ def dump_command(kit: Kit, fmt: str, dbname: str, *extra: str) -> list[str]:
                             "-d", dbname, "--format", "c" if fmt == "custom" else "p", *extra)
 
 
+def compression(kit: Kit) -> str:
+    """pg_dump's -Z for a custom dump: the setting, or the fastest that keeps the file small
+    by what the image's pg_dump can do. From 16, zstd level 1 (about as fast as no compression
+    and a third of the bytes through the `compose exec` stream); before, zlib level 1 (about
+    2.5x faster than pg_dump's default level 6 for a few per cent more bytes)."""
+    chosen = kit.settings.dump_compression
+    if chosen != "auto":
+        return chosen
+    major = kit.image.pg_major
+    return "zstd:1" if major and major >= 16 else "1"
+
+
 def take_dump(kit: Kit, fmt: str, tag: str | None = None, dbname: str | None = None,
               extra: Sequence[str] = ()) -> Path:
-    """pg_dump to a verified, checksummed, owner-only file under the backup folder."""
+    """pg_dump to a verified, checksummed, owner-only file under the backup folder. A custom
+    dump is compressed as `compression` says; a pg_dump built without zstd gets zlib."""
+    if fmt == "custom" and not any(a.startswith("-Z") for a in extra):
+        level = compression(kit)
+        try:
+            return _take_dump(kit, fmt, tag, dbname, ("-Z", level, *extra))
+        except Failure as exc:
+            if "does not support compression" not in exc.message or \
+                    kit.settings.dump_compression != "auto":
+                raise
+            warning(f"this pg_dump cannot compress with {level}; using zlib level 1")
+            return _take_dump(kit, fmt, tag, dbname, ("-Z", "1", *extra))
+    return _take_dump(kit, fmt, tag, dbname, extra)
+
+
+def _take_dump(kit: Kit, fmt: str, tag: str | None, dbname: str | None,
+               extra: Sequence[str]) -> Path:
     dbname = dbname or kit.settings.db_name
     final = backup_path(kit.settings, fmt, tag, dbname)
     started = time.monotonic()
-    # Custom: pg_restore reads the archive whole (TOC and every data block) as it is written,
-    # so a short or damaged dump fails. Plain: pg_dump's completion trailer, written last.
-    reader = None if fmt == "plain" else kit.compose.args(
-        "exec", "-T", kit.project.service, "pg_restore", "-f", "/dev/null")
-    with streamed_file(kit.runner, dump_command(kit, fmt, dbname, *extra), final,
-                       f"dumping {dbname}", reader_argv=reader) as out:
-        verify_fresh_dump(out, fmt)
+    # Custom: the archive's structure is walked as it streams past (every block of every table
+    # the table of contents names, to the last byte), so a short or damaged dump fails.
+    # Plain: pg_dump's completion trailer, written last.
+    walk = ArchiveWalk() if fmt == "custom" else None
+    with timing("dump"), streamed_file(kit.runner, dump_command(kit, fmt, dbname, *extra),
+                                       final, f"dumping {dbname}", walk=walk) as out:
+        verify_fresh_dump(kit, out, fmt)
     size = final.stat().st_size
     info(f"wrote {final} ({human_size(size)}, {time.monotonic() - started:.1f}s, "
          f"sha256 in {final.name}.sha256)")
     return final
 
 
-def verify_fresh_dump(out: StreamToFile, fmt: str) -> None:
-    if fmt == "plain" and PLAIN_TRAILER not in out.tail:
-        raise Failure("the dump has no completion trailer (pg_dump stopped early)",
-                      "Run it again; nothing was kept")
+def verify_fresh_dump(kit: Kit, out: StreamToFile, fmt: str) -> None:
+    if fmt == "plain":
+        if PLAIN_TRAILER not in out.tail:
+            raise Failure("the dump has no completion trailer (pg_dump stopped early)",
+                          "Run it again; nothing was kept")
+        return
+    try:
+        out.walk.finish()
+    except BadArchive as exc:
+        raise Failure(f"the dump is not a whole archive: {exc}",
+                      "Run it again; nothing was kept") from None
+    if not out.walk.supported:
+        # An archive version newer than the walk knows: pg_restore reads the file whole.
+        with open(out.partial, "rb") as handle:
+            result = kit.runner(kit.compose.args(
+                "exec", "-T", kit.project.service, "pg_restore", "-f", "/dev/null"),
+                stdin_file=handle, check=False)
+        if result.returncode != 0:
+            last = (result.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise Failure(f"the dump does not read back whole ({last[-1] if last else ''})",
+                          "Run it again; nothing was kept")

@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -89,7 +88,7 @@ class StreamToFile:
         self.partial = final.with_name(f".{final.name}.partial")
         self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         self.digest = hashlib.sha256()
-        self.tee = None  # a reader's stdin that gets every byte as well
+        self.walk = None  # what checks the stream's structure as it passes (archive_walk)
         self.size = 0
         self.head = b""
         self.tail = b""
@@ -100,18 +99,17 @@ class StreamToFile:
             written = os.write(self.fd, view)
             view = view[written:]
         self.digest.update(chunk)
-        if self.tee is not None:
-            try:
-                self.tee.write(chunk)
-            except BrokenPipeError:  # the reader gave up: its exit status says why
-                self.tee = None
+        if self.walk is not None:
+            self.walk.feed(chunk)
         self.size += len(chunk)
         if len(self.head) < 4096:
             self.head += chunk[:4096 - len(self.head)]
         self.tail = (self.tail + chunk)[-4096:]
 
     def pump(self, stream, progress: Progress | None = None) -> None:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
+        """Copies the stream in whatever pieces the pipe holds (read1), so the writer is never
+        left waiting on a full pipe while a large piece fills."""
+        for chunk in iter(lambda: stream.read1(1 << 20), b""):
             self.write(chunk)
             if progress:
                 progress.update(self.size)
@@ -137,6 +135,8 @@ class StreamToFile:
 def keep_copy(path: Path, folder: Path) -> Path:
     """Copies `path` into `folder` (owner-only) under a dated name, before it is replaced."""
     kept = private_dir(folder) / f"{path.stem}_{time.strftime('%Y%m%d_%H%M%S')}{path.suffix}"
+    import shutil  # here: it is slow to import, and few commands copy a file
+
     shutil.copy2(path, kept)
     os.chmod(kept, 0o600)
     return kept

@@ -13,8 +13,13 @@ from .backup_check import CheckedBackup
 from .docker import Container
 from .errors import Failure
 from .kit import Kit
+from .messages import timing
 
 CLEAN_LEFTOVERS = "rm -f /tmp/dbguard-restore-*.dump"
+# The load goes into a scratch database that nobody uses until it is swapped in, so its
+# sessions may skip waiting for each commit to reach the disk (the swap's own commit flushes
+# everything before it), and index builds get 512 MB instead of the default 64 MB.
+LOAD_OPTIONS = "PGOPTIONS=-c synchronous_commit=off -c maintenance_work_mem=512MB"
 
 
 def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callable[[str], None]:
@@ -27,7 +32,8 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
         if backup.facts.format == "plain":
             with open(backup.path, "rb") as handle:
                 result = kit.runner(kit.compose.args(
-                    "exec", "-T", kit.project.service, "psql", "-X", "-q", "-U", s.db_user,
+                    "exec", "-T", "-e", LOAD_OPTIONS, kit.project.service, "psql", "-X", "-q",
+                    "-U", s.db_user,
                     "-d", dbname, "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"),
                     stdin_file=handle, stdout=subprocess.DEVNULL, check=False)
             if result.returncode != 0:
@@ -37,12 +43,14 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
         # other load of ours is running); then this run's copy.
         kit.runner(["docker", "exec", container.id, "sh", "-c", CLEAN_LEFTOVERS], check=False)
         inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
-        kit.runner(["docker", "cp", str(backup.path), f"{container.id}:{inside}"])
+        with timing("copy-in"):
+            kit.runner(["docker", "cp", str(backup.path), f"{container.id}:{inside}"])
         try:
             jobs = str(max(1, min(4, os.cpu_count() or 1)))
-            result = kit.runner(kit.compose.args(
-                "exec", "-T", kit.project.service, "pg_restore", "-U", s.db_user, "-d", dbname,
-                "--exit-on-error", "-j", jobs, inside), check=False)
+            with timing("pg_restore"):
+                result = kit.runner(kit.compose.args(
+                    "exec", "-T", "-e", LOAD_OPTIONS, kit.project.service, "pg_restore", "-U",
+                    s.db_user, "-d", dbname, "--exit-on-error", "-j", jobs, inside), check=False)
             if result.returncode != 0:
                 raise load_failure(backup.path, result.stderr)
         finally:

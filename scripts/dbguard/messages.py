@@ -4,11 +4,13 @@ one self-rewriting progress line. Colour only on a terminal and only without NO_
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import os
 import sys
-from typing import Sequence
+import time
+from typing import Iterator, Sequence
 
 from .errors import Refusal
 
@@ -30,6 +32,16 @@ headline = functools.partial(say, "==>")
 info = functools.partial(say, "INFO")
 warning = functools.partial(say, "WARNING")
 success = functools.partial(say, "SUCCESS")
+
+
+@contextlib.contextmanager
+def timing(phase: str) -> Iterator[None]:
+    """Times a phase of a command; with DBGUARD_TIMINGS=1 says `timing <phase> <s>s` (what
+    `make bench` reads to break a target's time down)."""
+    started = time.monotonic()
+    yield
+    if os.environ.get("DBGUARD_TIMINGS"):
+        info(f"timing {phase} {time.monotonic() - started:.2f}s")
 
 
 def detail(text: str = "") -> None:

@@ -30,6 +30,7 @@ OVERRIDE_NAMES = ("compose.override.yml", "compose.override.yaml", "docker-compo
 
 
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+COMPRESSION_RE = re.compile(r"^(auto|none|[0-9]|(gzip|lz4|zstd)(:[0-9]{1,2})?)$")
 
 # key: (default, one-line description). `.env.example` documents the same keys; a unit test
 # keeps the two in step.
@@ -51,7 +52,10 @@ SETTINGS_KEYS: dict[str, tuple[str | None, str]] = {
     "DBGUARD_BACKUP_KEEP": ("10", "how many dumps db-prune keeps by default"),
     "DBGUARD_BACKUP_MAX_AGE_DAYS": ("7", "db-info flags a newest dump older than this; 0: off"),
     "DBGUARD_DUMP_FORMAT": ("custom", "default format of db-dump: custom or plain"),
-    "DBGUARD_SAFETY_DUMP": ("1", "db-restore and db-seed dump the database first; 0: off"),
+    "DBGUARD_DUMP_COMPRESSION": ("auto", "pg_dump -Z for custom dumps; auto: zstd:1 from "
+                                 "PostgreSQL 16, 1 (zlib) before"),
+    "DBGUARD_SAFETY_DUMP": ("0", "db-restore and db-seed also dump the database first; the "
+                            "replaced one is kept as a snapshot either way"),
     "DBGUARD_FIXTURE": ("fixtures/dev_content.sql", "the development fixture"),
     "DBGUARD_IGNORE_VOLUMES": ("", "volumes db-info and db-up leave out, comma-separated"),
 }
@@ -78,6 +82,7 @@ class Settings:
     backup_keep: int
     backup_max_age_days: float
     dump_format: str
+    dump_compression: str  # auto, or pg_dump's -Z value
     safety_dump: bool
     fixture: Path
     ignore_volumes: frozenset[str]
@@ -184,6 +189,10 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
     flavor = choice("DBGUARD_COMPOSE", ("auto", "v2", "v1"))
     dump_format = choice("DBGUARD_DUMP_FORMAT", ("custom", "plain"))
     safety = choice("DBGUARD_SAFETY_DUMP", ("1", "0", "yes", "no", "true", "false"))
+    compression = get("DBGUARD_DUMP_COMPRESSION").lower()
+    if not COMPRESSION_RE.match(compression):
+        problems.append(f"DBGUARD_DUMP_COMPRESSION={get('DBGUARD_DUMP_COMPRESSION')!r} is not "
+                        "auto, a level 0-9, or gzip/lz4/zstd[:level] (pg_dump -Z)")
 
     name = get("COMPOSE_PROJECT_NAME") or None
     origin = None
@@ -206,7 +215,7 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
         compose_files=compose_files, compose_files_explicit=bool(explicit),
         compose_flavor=flavor, service=get("DBGUARD_SERVICE") or None, up_timeout=up_timeout,
         backup_dir=root / get("DBGUARD_BACKUP_DIR"), backup_keep=keep,
-        backup_max_age_days=max_age, dump_format=dump_format,
+        backup_max_age_days=max_age, dump_format=dump_format, dump_compression=compression,
         safety_dump=safety in ("1", "yes", "true"), fixture=root / get("DBGUARD_FIXTURE"),
         ignore_volumes=frozenset(v.strip() for v in get("DBGUARD_IGNORE_VOLUMES").split(",")
                                  if v.strip()),

@@ -1,6 +1,6 @@
 """A command's output streamed into a file that counts only once it is whole: the output goes to
-a hidden `.partial` file (hashed on the way, optionally read back by a second command at the
-same time), and the caller checks it before it is renamed to its final name.
+a hidden `.partial` file (hashed on the way, optionally walked by a structure check at the same
+time), and the caller checks it before it is renamed to its final name.
 """
 from __future__ import annotations
 
@@ -26,12 +26,11 @@ def drain(stream, into: list[bytes]) -> threading.Thread:
 @contextlib.contextmanager
 def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
                   mode: int = 0o600, checksum: bool = True,
-                  reader_argv: list[str] | None = None) -> Iterator[StreamToFile]:
+                  walk=None) -> Iterator[StreamToFile]:
     """Runs argv and streams its stdout into `final`'s partial file. The with-block gets the
     written (not yet committed) file once the command succeeded, to check it; raising there
-    discards it, and leaving the block commits it (fsync, checksum, rename). With
-    `reader_argv`, every byte is also fed to that command as it arrives, and it must exit 0:
-    the file is read back whole while it is being written, not afterwards."""
+    discards it, and leaving the block commits it (fsync, checksum, rename). With `walk`,
+    every byte is also fed to it as it arrives (see archive_walk), for the block to check."""
     procs: list[subprocess.Popen] = []
     out = None
     try:
@@ -41,13 +40,7 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
         procs.append(proc)
         errors: list[bytes] = []
         threads = [drain(proc.stderr, errors)]
-        reader, reader_errors = None, []
-        if reader_argv:
-            reader = runner.popen(reader_argv, stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            procs.append(reader)
-            threads.append(drain(reader.stderr, reader_errors))
-            out.tee = reader.stdin
+        out.walk = walk
         progress = Progress(label)
         try:
             out.pump(proc.stdout, progress)
@@ -59,18 +52,10 @@ def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
         finally:
             progress.close()
             code = proc.wait()
-            if reader:
-                with contextlib.suppress(BrokenPipeError):
-                    reader.stdin.close()
-                reader.wait()
             for thread in threads:
                 thread.join()
         if code != 0:
             raise command_failure(argv, b"".join(errors))
-        if reader and reader.returncode != 0:
-            last = b"".join(reader_errors).decode(errors="replace").strip().splitlines()
-            raise Failure(f"the output does not read back whole ({last[-1] if last else ''})",
-                          "Nothing was kept; run again")
         yield out
         out.commit(checksum=checksum)
     except OSError as exc:  # writing the file failed: a full disk, a folder gone read-only

@@ -119,14 +119,17 @@ def test_fixture_is_plain_portable_stable_and_seeds_a_fresh_volume(running_kit, 
     assert r.returncode == 3, shown(r)
     assert r.stderr.strip().splitlines()[-1] == (
         "ERROR: database 'sum_db' already has 1 tables; seeding would replace them. FORCE=1 "
-        "replaces the database with the fixture (after a safety dump); nothing was changed")
+        "replaces the database with the fixture (what it replaces is kept as the snapshot "
+        "before_seed); nothing was changed")
     code, out = fresh.tty("db_seed", "--force", answer="n")
     assert code == 3 and "not confirmed" in out, out
     assert fresh.sql("SELECT count(*) FROM pages WHERE title = 'local work'") == [(1,)]
     r = fresh.make("db-seed", "FORCE=1", "YES=1")
     assert r.returncode == 0, shown(r)
-    assert "safety dump:" in r.stderr and "_pre-seed.dump" in r.stderr
+    assert "undo: make db-rollback NAME=before_seed" in r.stderr, shown(r)
     assert fresh.fingerprint() == content
+    assert fresh.sql("SELECT count(*) FROM pages WHERE title = 'local work'",
+                     dbname="sum_db_dbguard_snap_before_seed") == [(1,)], "the replaced one is kept"
 
 
 @pytest.mark.parametrize("flavor", ["v2"])

@@ -28,6 +28,9 @@ def dump(kit, *args: str):
     return kit.root / r.stdout.strip()
 
 
+KEPT = "sum_db_dbguard_snap_before_restore"  # what a restore replaced, as a snapshot
+
+
 def databases(kit) -> set[str]:
     return {r[0] for r in kit.sql("SELECT datname FROM pg_database WHERE NOT datistemplate")}
 
@@ -58,14 +61,16 @@ def test_dump_change_restore_gives_back_every_row(running_kit, fmt):
     assert kit.fingerprint() == before
     assert kit.sql("SELECT last_value FROM counter") == [(42,)]
     assert "public.extra: 1 -> -" in r.stderr and "tables: 3 -> 2" in r.stderr, shown(r)
-    safety = re.search(r"safety dump: (\S+)", r.stderr)[1]
-    assert safety.endswith("_pre-restore.dump"), shown(r)
-    assert databases(kit) == {"postgres", "sum_db", "sum_db_dbguard_old"}, \
-        "no scratch database is left; the replaced one is kept"
-    assert kit.fingerprint("sum_db_dbguard_old") == changed
-    r = kit.script("db_restore", "--file", safety, "--yes")
+    assert "safety dump:" not in r.stderr and "undo: make db-rollback NAME=before_restore" \
+        in r.stderr, "the replaced database is the safety copy, not a second dump"
+    assert databases(kit) == {"postgres", "sum_db", KEPT}, \
+        "no scratch database is left; the replaced one is kept as a snapshot"
+    assert kit.fingerprint(KEPT) == changed
+    r = kit.script("db_snapshots", "--json")
+    assert [s["name"] for s in json.loads(r.stdout)] == ["before_restore"], shown(r)
+    r = kit.script("db_rollback", "--name", "before_restore", "--yes")
     assert r.returncode == 0, shown(r)
-    assert kit.fingerprint() == changed, "the safety dump puts back what was replaced"
+    assert kit.fingerprint() == changed, "one command undoes the restore"
 
 
 def test_dump_files_are_whole_owner_only_and_checksummed(running_kit):
@@ -244,21 +249,22 @@ def test_restore_questions_and_settings(running_kit):
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
     assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
     assert kit.fingerprint() == before and len(dumps(kit)) == count
-    kit.sql("CREATE DATABASE sum_db_dbguard_old")  # as the previous restore keeps it
-    kit.sql("CREATE TABLE from_before (x int)", dbname="sum_db_dbguard_old")
+    kit.sql(f"CREATE DATABASE {KEPT}")  # as the previous restore keeps it
+    kit.sql("CREATE TABLE from_before (x int)", dbname=KEPT)
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
-    assert r.returncode == 0 and "drops:    database 'sum_db_dbguard_old'" in r.stderr, shown(r)
-    assert kit.fingerprint("sum_db_dbguard_old") == {"public.from_before": "0:"}
+    assert r.returncode == 0 and "drops:    snapshot 'before_restore'" in r.stderr, shown(r)
+    assert kit.fingerprint(KEPT) == {"public.from_before": "0:"}
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)
-    assert "drops:    database 'sum_db_dbguard_old'" in r.stderr, shown(r)
-    assert kit.fingerprint("sum_db_dbguard_old") == before, "now it holds the replaced database"
-    count = len(dumps(kit))
-    kit.write_env(DBGUARD_SAFETY_DUMP="0")
+    assert "drops:    snapshot 'before_restore'" in r.stderr, shown(r)
+    assert kit.fingerprint(KEPT) == before, "now it holds the replaced database"
+    assert len(dumps(kit)) == count, "no safety dump unless asked"
+    kit.write_env(DBGUARD_SAFETY_DUMP="1")
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)
-    assert "no safety dump (DBGUARD_SAFETY_DUMP=0)" in r.stderr
-    assert len(dumps(kit)) == count and "_pre-restore" not in " ".join(dumps(kit))
+    safety = re.search(r"safety dump: (\S+)", r.stderr)[1]
+    assert safety.endswith("_pre-restore.dump") and (kit.root / safety).is_file(), shown(r)
+    assert "first:    a safety dump of it" in r.stderr, shown(r)
 
 
 @pytest.mark.parametrize("flavor", ["v2"])
@@ -273,7 +279,7 @@ def test_dump_and_restore_need_the_server(kit):
 @pytest.mark.parametrize("flavor", ["v2"])
 def test_writes_made_while_a_restore_runs_are_kept(running_kit):
     """An application keeps writing during the restore. Every row it committed is kept: in
-    the replaced database, which the restore keeps as <db>_dbguard_old."""
+    the replaced database, which the restore keeps as the snapshot before_restore."""
     import threading
 
     kit = running_kit
@@ -300,8 +306,8 @@ def test_writes_made_while_a_restore_runs_are_kept(running_kit):
     stop.set()
     writer.join(60)
     assert r.returncode == 0, shown(r)
-    assert "kept as 'sum_db_dbguard_old'" in r.stderr, shown(r)
-    kept = {row[0] for row in kit.sql("SELECT id FROM log", dbname="sum_db_dbguard_old")}
+    assert "kept as the snapshot 'before_restore'" in r.stderr, shown(r)
+    kept = {row[0] for row in kit.sql("SELECT id FROM log", dbname=KEPT)}
     assert set(committed) <= kept, f"{len(set(committed) - kept)} committed rows were lost"
 
 
@@ -322,7 +328,7 @@ def test_a_restore_killed_while_loading_is_cleared_by_the_next_run(running_kit):
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)
     assert kit.fingerprint() == before
-    assert databases(kit) == {"postgres", "sum_db", "sum_db_dbguard_old"}
+    assert databases(kit) == {"postgres", "sum_db", KEPT}
     service = kit.compose("ps", "-q", "db").stdout.strip()
     left = subprocess.run(["docker", "exec", service, "ls", "/tmp"], capture_output=True,
                           text=True).stdout

@@ -5,6 +5,7 @@ tier runs on 15; these run on 17 and 18 what depends on the server's version."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -30,6 +31,12 @@ def test_up_info_dump_and_restore_on_each_major(make_kit, major, request):
     before = kit.fingerprint()
     for fmt in ("custom", "plain"):
         path = dump(kit, "--format", fmt)
+        if fmt == "custom":  # 16 and later: zstd level 1, as the image's pg_dump says it is
+            with open(kit.root / path, "rb") as handle:
+                header = subprocess.run(
+                    ["docker", "exec", "-i", kit.compose("ps", "-q", "db").stdout.strip(),
+                     "pg_restore", "-l"], stdin=handle, capture_output=True, text=True).stdout
+            assert "Compression: zstd" in header, header[:400]
         kit.sql("DELETE FROM pages WHERE id > 10")
         kit.sql("UPDATE kinds SET u = 'changed'")
         r = kit.make("db-restore", f"FILE={path}", "YES=1")

@@ -33,3 +33,52 @@ def test_user_data_size_counts_every_file_of_a_large_cluster(image, token, tmp_p
         docker("volume", "rm", "-f", name)
     assert facts["user_files"] == 12_000
     assert facts["user_bytes"] == 12_000 * int(one.strip()) * 1024, facts
+
+
+# Files of very different sizes (as a cluster has: 1 GiB segments and many small files), a
+# name with a space, a symlink and an empty file: what the copy check hashes.
+MIXED_FILES = r"""
+mkdir -p /v/base/1 /v/pg_wal && head -c 40000000 /dev/urandom > /v/base/1/big
+head -c 3000000 /dev/urandom > /v/pg_wal/seg && : > /v/empty && echo x > '/v/with space'
+i=0; while [ $i -lt 300 ]; do echo $i > /v/base/1/f$i; i=$((i + 1)); done
+ln -s base/1/big /v/link
+"""
+
+
+def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same_manifest(
+        image, token, tmp_path):
+    from dbguard.manifests import MANIFEST_SCRIPT, TOOLS, parse_manifests
+    from dbguard.docker import helper_args
+
+    name = f"{token}_{KEY}"
+    docker("volume", "create", name)
+    try:
+        docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
+               f"type=volume,source={name},target=/v", image, "-c", MIXED_FILES)
+
+        def manifest(tool: str, jobs: str) -> tuple[str, dict]:
+            out = docker(*helper_args(image, [(name, "/m", True)], MANIFEST_SCRIPT, tool, jobs,
+                                      "/m")[1:]).stdout
+            return out.splitlines()[0], parse_manifests(out)["/m"]
+
+        first, picked = manifest("pick", "spare")
+        tool = first.split()[1]
+        assert tool in TOOLS, first
+        single = manifest(tool, "1")[1]
+        assert manifest(tool, "3")[1] == single == picked, "dealt out or not, the same sums"
+        for other in TOOLS:  # every tool the image has reads the same files the same way
+            if other != tool:
+                sums = manifest(other, "2")[1]
+                assert {k: v[:6] for k, v in sums.items()} == {k: v[:6] for k, v in
+                                                               single.items()}
+        assert len(single) == 309 and single["./with space"][0] == "f"  # 4 folders, 305 more
+        assert single["./link"] == ("l", "", "0", "0", "base/1/big")
+        docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
+               f"type=volume,source={name},target=/v", image, "-c",
+               "printf 'X' | dd of=/v/base/1/big bs=1 seek=1000 conv=notrunc 2>/dev/null")
+        changed = manifest(tool, "3")[1]
+        assert changed["./base/1/big"][6] != single["./base/1/big"][6], "one byte changes its sum"
+        assert {k: v for k, v in changed.items() if k != "./base/1/big"} == \
+            {k: v for k, v in single.items() if k != "./base/1/big"}
+    finally:
+        docker("volume", "rm", "-f", name)

@@ -5,12 +5,13 @@ import os
 import stat
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from dbguard.backup_check import check_backup
 from dbguard.backups import BACKUP_RE, Backup, list_backups
-from dbguard.destructive.replace_database import scratch_names
+from dbguard.destructive.replace_database import old_name, scratch_name
 from dbguard.dump_header import read_dump_header
 from dbguard.errors import Failure, Refusal, UsageError
 from dbguard.files import StreamToFile, private_dir, sha256_file, write_checksum
@@ -183,10 +184,14 @@ def test_a_short_tar_does_not_read_back(tmp_path):
         tar_manifest(tmp_path / "s.tar")
 
 
-def test_scratch_names_fit_postgres_identifiers():
-    new, old = scratch_names("x" * 63)
-    assert len(new.encode()) <= 63 and len(old.encode()) <= 63 and new != old
-    assert scratch_names("sum_db") == ("sum_db_dbguard_new", "sum_db_dbguard_old")
+def test_scratch_and_kept_names_fit_postgres_identifiers():
+    long = SimpleNamespace(db_name="x" * 63)
+    new, kept = scratch_name(long.db_name), old_name(long, "restore")
+    assert len(new.encode()) <= 63 and len(kept.encode()) <= 63 and new != kept
+    short = SimpleNamespace(db_name="sum_db")
+    assert scratch_name("sum_db") == "sum_db_dbguard_new"
+    assert old_name(short, "restore") == "sum_db_dbguard_snap_before_restore"
+    assert old_name(short, "seed") == "sum_db_dbguard_snap_before_seed"
 
 
 def test_table_report():

@@ -5,6 +5,7 @@ Runner's own dry-run and verbose logic stays real. The real-Docker tier runs the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -24,7 +25,8 @@ from dbguard.dump_header import DumpFacts
 from dbguard.dumps import take_dump
 from dbguard.errors import Failure, Refusal
 from dbguard.kit import Kit, with_credentials
-from dbguard.loads import load_backup
+from dbguard.files import read_checksum
+from dbguard.loads import LOAD_OPTIONS, load_backup
 from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
 from dbguard.runner import Runner
 from dbguard.service import remove_leftover_helpers, start_service, stop_containers
@@ -34,7 +36,8 @@ from dbguard.volumes import Volume
 
 PASSWORD = "pw-never-in-argv"
 HELPER = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-          "--user", "0:0", "--label", "dbguard.helper=1", "--entrypoint", "/bin/sh"]
+          "--tmpfs", "/tmp", "--user", "0:0", "--label", "dbguard.helper=1", "--entrypoint",
+          "/bin/sh"]
 
 
 class FakeProcess:
@@ -209,7 +212,8 @@ def test_the_snapshot_container_reads_the_volume_read_only_and_is_checked_file_b
     assert tar == HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,target=/v,"
                             "readonly", "postgres:15", "-c", TAR_SCRIPT, "dbguard"]
     assert check == HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,target=/m,"
-                              "readonly", "postgres:15", "-c", MANIFEST_SCRIPT, "dbguard", "/m"]
+                              "readonly", "postgres:15", "-c", MANIFEST_SCRIPT, "dbguard", "md5sum",
+                              "all", "/m"]
     assert path.read_bytes() == data and path.with_name(path.name + ".sha256").exists()
 
 
@@ -229,18 +233,53 @@ def test_a_snapshot_that_differs_from_the_volume_is_not_kept(kit, tmp_path):
     assert list((kit.settings.backup_dir / "volumes").iterdir()) == []
 
 
-def test_pg_dump_runs_in_the_container_over_its_socket_and_is_read_back_as_it_is_written(kit):
-    body = b"PGDMP" + os.urandom(4096)
+def test_pg_dump_runs_in_the_container_over_its_socket_and_is_walked_as_it_is_written(kit):
+    body = (Path(__file__).parent / "data" / "pg15.dump").read_bytes()
     dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
                         "--format", "c", "-Z", "1")
     kit.runner.answer(dump, stdout=body)
-    path = take_dump(kit, "custom", tag="pre-restore", extra=("-Z", "1"))
-    assert kit.runner.recorded == [dump, compose_args(kit, "exec", "-T", "db", "pg_restore",
-                                                      "-f", "/dev/null")]
-    dumper, reader = kit.runner.processes
-    assert reader.stdin.kept == body, "every byte written was read back by pg_restore"
+    path = take_dump(kit, "custom", tag="pre-restore")
+    assert kit.runner.recorded == [dump], "one stream: no second read through pg_restore"
     assert path.read_bytes() == body and path.name.endswith("_pre-restore.dump")
+    assert read_checksum(path) == hashlib.sha256(body).hexdigest()
     no_password_in_any_argv(kit)
+
+
+@pytest.mark.parametrize("cut", [1, 100, 2000])
+def test_a_cut_archive_stream_keeps_nothing_even_when_pg_dump_says_0(kit, cut):
+    body = (Path(__file__).parent / "data" / "pg15.dump").read_bytes()
+    kit.runner.answer(compose_args(kit, "exec"), stdout=body[:-cut])
+    with pytest.raises(Failure) as err:
+        take_dump(kit, "custom")
+    assert err.value.message.startswith("the dump is not a whole archive: it ends inside")
+    assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept, not even a partial"
+
+
+@pytest.mark.parametrize("major, setting, level", [
+    (15, "auto", "1"), (None, "auto", "1"), (16, "auto", "zstd:1"), (18, "auto", "zstd:1"),
+    (15, "6", "6"), (17, "lz4", "lz4")])
+def test_custom_dumps_compress_by_what_the_images_pg_dump_can_do(kit, major, setting, level):
+    kit = dataclasses.replace(
+        kit, settings=dataclasses.replace(kit.settings, dump_compression=setting),
+        image=dataclasses.replace(kit.image, pg_major=major))
+    dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
+                        "--format", "c", "-Z", level)
+    kit.runner.answer(dump, stdout=b"PGDMP" + os.urandom(64))
+    take_dump(kit, "custom")
+    assert kit.runner.recorded[0] == dump
+
+
+def test_a_pg_dump_without_zstd_gets_zlib_level_1_with_a_warning(kit, capsys):
+    kit = dataclasses.replace(kit, image=dataclasses.replace(kit.image, pg_major=16))
+    zstd = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
+                        "--format", "c", "-Z", "zstd:1")
+    kit.runner.answer(zstd, returncode=1,
+                      stderr=b"pg_dump: error: this build does not support compression with zstd")
+    zlib = zstd[:-1] + ["1"]
+    kit.runner.answer(zlib, stdout=b"PGDMP" + os.urandom(64))
+    path = take_dump(kit, "custom")
+    assert [a for a in kit.runner.recorded if "pg_dump" in a] == [zstd, zlib] and path.exists()
+    assert "this pg_dump cannot compress with zstd:1; using zlib level 1" in capsys.readouterr().err
 
 
 def test_plain_pg_dump_has_no_reader_and_needs_its_trailer(kit):
@@ -265,8 +304,9 @@ def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_contai
     assert kit.runner.recorded == [
         ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"],
         ["docker", "cp", str(dump), f"c1:{inside}"],
-        compose_args(kit, "exec", "-T", "db", "pg_restore", "-U", "sum_user", "-d",
-                     "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside),
+        compose_args(kit, "exec", "-T", "-e", LOAD_OPTIONS, "db", "pg_restore", "-U",
+                     "sum_user", "-d", "sum_db_dbguard_new", "--exit-on-error", "-j", jobs,
+                     inside),
         ["docker", "exec", "c1", "rm", "-f", inside]]
 
 
@@ -290,8 +330,8 @@ def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transactio
     backup = CheckedBackup(dump, DumpFacts("plain", None, "15.1", "15.1"), True)
     load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
     assert kit.runner.recorded == [compose_args(
-        kit, "exec", "-T", "db", "psql", "-X", "-q", "-U", "sum_user", "-d",
-        "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-")]
+        kit, "exec", "-T", "-e", LOAD_OPTIONS, "db", "psql", "-X", "-q", "-U", "sum_user",
+        "-d", "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-")]
 
 
 def test_only_running_containers_are_stopped_and_only_helpers_removed(kit):
@@ -413,7 +453,7 @@ def test_a_server_error_during_the_swap_is_one_error_line(kit, monkeypatch):
 
     monkeypatch.setattr(rd, "_replace", busy)
     with pytest.raises(Failure) as err:
-        rd.replace_database(kit, lambda name: None)
+        rd.replace_database(kit, lambda name: None, "restore")
     assert err.value.line() == (
         "ERROR: the database server refused a step of the replacement (database \"sum_db\" is "
         "being accessed by other users). 'sum_db' was left as it was and is open; run again "
@@ -494,10 +534,10 @@ def test_seed_asks_before_it_drops_the_database_a_previous_run_kept(kit, monkeyp
     monkeypatch.setattr(db_seed, "check_backup", lambda kit, path, major: path)
     monkeypatch.setattr(db_seed, "replace_with_backup", lambda *a: replaced.append(a))
     state = ReplaceState(tables={}, kept_old=8 << 20, closed=False)
-    monkeypatch.setattr(db_seed, "preflight_replace", lambda kit: state)
+    monkeypatch.setattr(db_seed, "preflight_replace", lambda kit, kind: state)
     assert db_seed.main([]) == EXIT_REFUSED  # no terminal and no --yes: no is the answer
     err = capsys.readouterr().err
-    assert "this drops the database 'sum_db_dbguard_old' (8.0 MiB)" in err
+    assert "this drops the snapshot 'before_seed' (8.0 MiB)" in err
     assert "no terminal to ask for confirmation" in err and replaced == []
     assert db_seed.main(["--yes"]) == 0 and len(replaced) == 1
     state = ReplaceState(tables={}, kept_old=None, closed=False)

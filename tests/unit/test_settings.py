@@ -37,9 +37,16 @@ def test_defaults_and_values(root):
     assert (s.db_name, s.db_user, s.db_host, s.db_port) == ("sum_db", "sum_user", "localhost",
                                                             5432)
     assert s.compose_files == () and s.project_dir == root, "no compose file in this folder"
-    assert s.backup_dir == root / "backups" and s.dump_format == "custom" and s.safety_dump
+    assert s.backup_dir == root / "backups" and s.dump_format == "custom"
+    assert not s.safety_dump and s.dump_compression == "auto"
     assert s.fixture == root / "fixtures/dev_content.sql" and s.backup_keep == 10
     assert "hunter2" not in repr(s), "the password stays out of repr()"
+
+
+@pytest.mark.parametrize("value", ["auto", "0", "9", "none", "gzip:1", "lz4", "zstd:3", "ZSTD"])
+def test_dump_compression_takes_what_pg_dump_z_takes(root, value):
+    assert load(root, GOOD + f"DBGUARD_DUMP_COMPRESSION={value}\n").dump_compression == \
+        value.lower()
 
 
 def test_real_environment_wins_over_env_file(root):
@@ -55,8 +62,10 @@ def test_unset_project_name_has_no_origin(root):
 
 def test_bad_values_named_with_the_fix(root):
     with pytest.raises(UsageError) as err:
-        load(root, GOOD + "DJANGO_DB_PORT=abc\nDBGUARD_DUMP_FORMAT=zip\nDBGUARD_COMPOSE=v3\n")
+        load(root, GOOD + "DJANGO_DB_PORT=abc\nDBGUARD_DUMP_FORMAT=zip\nDBGUARD_COMPOSE=v3\n"
+             "DBGUARD_DUMP_COMPRESSION=brotli\n")
     line = err.value.line()
+    assert "DBGUARD_DUMP_COMPRESSION='brotli' is not auto, a level 0-9" in line
     assert "DJANGO_DB_PORT='abc' is not a whole number from 1 to 65535" in line
     assert "DBGUARD_DUMP_FORMAT='zip' is not one of custom, plain" in line
     assert "DBGUARD_COMPOSE='v3' is not one of auto, v2, v1" in line

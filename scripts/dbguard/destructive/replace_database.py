@@ -3,9 +3,11 @@
 The new content is loaded into a scratch database `<db>_dbguard_new` while the current database
 stays as it is (and, when asked, is dumped alongside: the safety dump). Only when the load and
 the safety dump both succeeded are other connections closed and the two databases swapped by
-two renames in one transaction. The replaced one is kept as `<db>_dbguard_old` until the next
-run, which drops it just before its own swap (the plan says so first). A failure before the
-swap drops only the scratch database.
+two renames in one transaction. The replaced one is kept as the snapshot `before_restore` (or
+`before_seed`): a copy that costs nothing, since it is the database itself, and that
+`make db-rollback NAME=before_restore` puts back. The next run of the same command drops it
+just before its own swap (the plan says so first). A failure before the swap drops only the
+scratch database.
 """
 from __future__ import annotations
 
@@ -21,22 +23,27 @@ from ..dumps import take_dump
 from ..errors import Failure
 from ..kit import Kit
 from ..loads import load_backup, report_tables
-from ..messages import detail, info, warning
+from ..db_snapshots import comment, database_of
+from ..messages import detail, info, timing, warning
 from ..postgres import (connect, connection_failure, explain_connection_error,
-                        maintenance_connection, sql_id, table_stats)
+                        maintenance_connection, sql_id, sql_literal, table_stats)
 from ..settings import Settings
 
 
-def scratch_names(db: str) -> tuple[str, str]:
-    """The database a restore loads into, and the name the replaced one gets until dropped.
-    PostgreSQL cuts names at 63 bytes, so the base is cut first."""
-    base = db.encode()[:48].decode(errors="ignore")
-    return f"{base}_dbguard_new", f"{base}_dbguard_old"
+def scratch_name(db: str) -> str:
+    """The database a restore loads into. PostgreSQL cuts names at 63 bytes, so the base is
+    cut first."""
+    return db.encode()[:48].decode(errors="ignore") + "_dbguard_new"
 
 
-def old_name(settings: Settings) -> str:
-    """The name the replaced database keeps until the next run."""
-    return scratch_names(settings.db_name)[1]
+def kept_snapshot(kind: str) -> str:
+    """The snapshot that keeps what a restore or seed replaced, until the next one."""
+    return f"before_{kind}"
+
+
+def old_name(settings: Settings, kind: str) -> str:
+    """The database that keeps what a `kind` (restore, seed) replaced until the next one."""
+    return database_of(settings.db_name, kept_snapshot(kind))
 
 
 @dataclass(frozen=True)
@@ -44,15 +51,15 @@ class ReplaceState:
     """The server as a replacement finds it, read before the question."""
 
     tables: dict[str, int] | None   # the current database's tables; None: it does not exist
-    kept_old: int | None            # size of <db>_dbguard_old kept by the previous run, if any
+    kept_old: int | None            # size of what the previous run kept, if it is there
     closed: bool                    # the database refuses connections (an interrupted swap)
 
 
-def preflight_replace(kit: Kit) -> ReplaceState:
+def preflight_replace(kit: Kit, kind: str) -> ReplaceState:
     """Reads what a replacement would change. Outside a dry run it also reopens a database
     that an interrupted swap of ours left closed to connections; a dry run changes nothing."""
     s = kit.settings
-    _, old = scratch_names(s.db_name)
+    old = old_name(s, kind)
     try:
         with maintenance_connection(s) as conn:
             found = {r[0]: (r[1], r[2]) for r in conn.execute(
@@ -76,19 +83,20 @@ def preflight_replace(kit: Kit) -> ReplaceState:
         raise connection_failure(s, exc) from None
 
 
-def replace_database(kit: Kit, load: Callable[[str], None],
+def replace_database(kit: Kit, load: Callable[[str], None], kind: str,
                      safety: Callable[[], Path] | None = None
                      ) -> tuple[dict[str, int], Path | None]:
     """Loads into a scratch database, then swaps it in for the configured one. The replaced
-    database is kept as <db>_dbguard_old until the next run (it also holds whatever was
-    written while the load ran), and the one the previous run kept is dropped just before the
-    swap. A failure before the swap leaves every database as it was. `safety` (the safety dump
-    of the current database) runs while the load does, and the swap waits for it. Returns the
-    new database's tables with row estimates, and the safety dump's path."""
+    database is kept as the snapshot before_<kind> until the next run (it also holds
+    whatever was written while the load ran), and the one the previous run kept is dropped
+    just before the swap. A failure before the swap leaves every database as it was.
+    `safety` (the safety dump of the current database) runs while the load does, and the swap
+    waits for it. Returns the new database's tables with row estimates, and the safety dump's
+    path."""
     from psycopg import Error as PsycopgError
 
     try:
-        return _replace(kit, load, safety)
+        return _replace(kit, load, kind, safety)
     except PsycopgError as exc:
         raise Failure(f"the database server refused a step of the replacement "
                       f"({explain_connection_error(kit.settings, exc)})",
@@ -96,15 +104,15 @@ def replace_database(kit: Kit, load: Callable[[str], None],
                       "(stop the application first if it keeps the database busy)") from None
 
 
-def _replace(kit: Kit, load: Callable[[str], None], safety: Callable[[], Path] | None
-             ) -> tuple[dict[str, int], Path | None]:
+def _replace(kit: Kit, load: Callable[[str], None], kind: str,
+             safety: Callable[[], Path] | None) -> tuple[dict[str, int], Path | None]:
     from concurrent.futures import ThreadPoolExecutor
 
     from psycopg import sql
 
     s = kit.settings
     db = s.db_name
-    new, old = scratch_names(db)
+    new, old = scratch_name(db), old_name(s, kind)
     with maintenance_connection(s) as conn:
         drop_database(conn, new)  # a load of ours that was killed (it may still be running)
         row = conn.execute(
@@ -119,22 +127,28 @@ def _replace(kit: Kit, load: Callable[[str], None], safety: Callable[[], Path] |
         pending = pool.submit(safety) if safety else None
         try:
             try:
-                load(new)
-                with connect(s, dbname=new, autocommit=True) as conn:
+                with timing("load"):
+                    load(new)
+                with timing("analyze"), connect(s, dbname=new, autocommit=True) as conn:
                     conn.execute("ANALYZE")  # row estimates for the report, and the planner
                     after = table_stats(conn)
             except BaseException:
                 if pending:
                     pending.exception()  # let the safety dump finish; the load's error counts
                 raise
-            copy = pending.result() if pending else None  # a failed safety dump stops here
-            with maintenance_connection(s) as conn:
-                drop_database(conn, old)  # the previous run's, named in the plan
-            swap_databases(s, db, new, old)
+            with timing("safety-dump"):
+                copy = pending.result() if pending else None  # a failed one stops here
+            with timing("swap"):
+                with maintenance_connection(s) as conn:
+                    drop_database(conn, old)  # the previous run's, named in the plan
+                swap_databases(s, db, new, old)
         except BaseException:
             with contextlib.suppress(Exception), maintenance_connection(s) as conn:
                 drop_database(conn, new)
             raise
+    with contextlib.suppress(Exception), maintenance_connection(s) as conn:
+        conn.execute(sql_id("COMMENT ON DATABASE {} IS ", old)
+                     + sql_literal(comment(db, f"what db-{kind} replaced")))
     return after, copy
 
 
@@ -185,20 +199,17 @@ def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
 
 
 def replace_with_backup(kit: Kit, backup: CheckedBackup, container: Container,
-                        before: dict[str, int] | None, safety_tag: str | None) -> None:
-    """db-restore's and db-seed's common end: the safety dump (when `safety_tag` is given)
-    alongside the load into a scratch database, the swap, and the report."""
-    # Light compression: the safety dump stands in the way of the restore, and zlib level 1
-    # is much faster than pg_dump's default for a few per cent more size.
+                        before: dict[str, int] | None, kind: str, safety: bool) -> None:
+    """db-restore's and db-seed's common end (`kind`: restore, seed): the safety dump (when
+    asked) alongside the load into a scratch database, the swap, and the report."""
     after, copy = replace_database(
-        kit, load_backup(kit, backup, container),
-        (lambda: take_dump(kit, "custom", tag=safety_tag, extra=("-Z", "1")))
-        if safety_tag else None)
+        kit, load_backup(kit, backup, container), kind,
+        (lambda: take_dump(kit, "custom", tag=f"pre-{kind}")) if safety else None)
     if copy:
         info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
     if before is not None:
-        _, old = scratch_names(kit.settings.db_name)
-        info(f"the replaced database is kept as {old!r} until the next restore or seed, with "
-             "anything written to it while this one ran")
+        name = kept_snapshot(kind)
+        info(f"what it replaced is kept as the snapshot {name!r} until the next {kind}, with "
+             f"anything written to it while this one ran; undo: make db-rollback NAME={name}")
     for line in report_tables(before, after):
         detail(line)

@@ -14,20 +14,22 @@ from pathlib import Path
 from ..docker import LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME, helper_args
 from ..errors import Failure
 from ..kit import Kit
-from ..manifests import verify_copy, verify_snapshot_restore
-from ..messages import Progress, info, success, warning
+from ..manifests import ManifestJob, manifest_differences, verify_snapshot_restore
+from ..messages import Progress, info, success, timing, warning
 from ..runner import command_failure, kill_tree
 from ..snapshots import snapshot_volume
 from ..streams import drain
 from ..volumes import Volume
 
-# Marks the target, empties it (all but the marker: a crash from here on leaves the mark), then
-# copies with cp -a (owners, modes, links, timestamps). One process does the copy, so its exit
-# status is the copy's (no pipeline to hide a failed read). Prints the KiB copied each second.
+# Marks the target (the mark and its folder entry reach the disk: only those two are synced,
+# not every dirty page of the machine), empties it (all but the marker: a crash from here on
+# leaves the mark), then copies with cp -a (owners, modes, links, timestamps). One process does
+# the copy, so its exit status is the copy's (no pipeline to hide a failed read). Prints the
+# KiB copied each second.
 COPY_SCRIPT = r"""
 # copy
 set -u
-touch /to/.dbguard-incomplete && sync || exit 1
+touch /to/.dbguard-incomplete && { sync /to/.dbguard-incomplete /to 2>/dev/null || sync; } || exit 1
 find /to -mindepth 1 -maxdepth 1 ! -name .dbguard-incomplete -exec rm -rf {} + || exit 1
 cp -a /from/. /to/ &
 pid=$!
@@ -42,7 +44,7 @@ wait "$pid"
 UNTAR_SCRIPT = r"""
 # untar
 set -u
-touch /to/.dbguard-incomplete && sync || exit 1
+touch /to/.dbguard-incomplete && { sync /to/.dbguard-incomplete /to 2>/dev/null || sync; } || exit 1
 find /to -mindepth 1 -maxdepth 1 ! -name .dbguard-incomplete -exec rm -rf {} + || exit 1
 tar -C /to -xpf - --exclude ./.dbguard-incomplete
 """
@@ -102,6 +104,28 @@ def copy_volume(kit: Kit, source: Volume, target: str) -> None:
         raise command_failure(argv, b"".join(errors))
 
 
+def copy_verified(kit: Kit, source: Volume, target: str) -> list[str]:
+    """Copies `source` into `target` and compares the two file by file; returns the
+    differences. The source's manifest is taken while the copy runs (its containers are
+    stopped and it is mounted read-only, so nothing changes it), with the fastest hash the
+    image has and all cores but one; the target's after the copy, with every core."""
+    want = ManifestJob(kit, source.name, "pick", "spare")
+    try:
+        with timing("copy"):
+            copy_volume(kit, source, target)
+        with timing("verify"):
+            got = ManifestJob(kit, target, want.hash_tool(), "all")
+            try:
+                expected, actual = want.result(), got.result()
+            finally:
+                got.kill()
+    finally:
+        want.kill()
+    if not expected:
+        return ["the source manifest is empty"]
+    return manifest_differences(expected, actual)
+
+
 def fill_from_snapshot(kit: Kit, snapshot: Path, target: str) -> None:
     argv = helper_args(kit.image.ref, [(target, "/to", False)], UNTAR_SCRIPT, interactive=True)
     with open(snapshot, "rb") as handle:
@@ -118,15 +142,15 @@ def copy_into_volume(kit: Kit, source: Volume, target: Volume, snapshot_needed: 
     The containers using either volume must be stopped already."""
     snapshot = None
     if snapshot_needed:
-        snapshot = snapshot_volume(kit, target)
+        with timing("snapshot"):
+            snapshot = snapshot_volume(kit, target)
         info(f"snapshot of {target.name}: {snapshot} (undo: make db-migrate-volume UNDO=1)")
     ensure_volume(kit, target)
     info(f"copying {source.name} -> {target.name}")
     put_back = (f"{target.name} was put back as it was; {source.name} is untouched. Fix the "
                 "cause and run again")
     try:
-        copy_volume(kit, source, target.name)
-        diff = verify_copy(kit, source.name, target.name)
+        diff = copy_verified(kit, source, target.name)
     except Failure as exc:  # the copy or its check failed (a full disk, say): undo, then say
         put_snapshot_back(kit, target, snapshot)
         raise Failure(f"copying {source.name} into {target.name} failed ({exc.message})",
@@ -134,7 +158,8 @@ def copy_into_volume(kit: Kit, source: Volume, target: Volume, snapshot_needed: 
     if diff:
         put_snapshot_back(kit, target, snapshot)
         raise Failure(f"the copy differs from {source.name} ({'; '.join(diff)})", put_back)
-    unmark(kit, target.name)
+    with timing("sync"):
+        unmark(kit, target.name)
     success(f"{target.name} now holds a verified copy of {source.name}")
 
 

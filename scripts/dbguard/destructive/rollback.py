@@ -15,14 +15,14 @@ from ..db_snapshots import (Snapshot, comment, copy_database, database_of, end_s
 from ..messages import info
 from ..postgres import maintenance_connection, sql_id, sql_literal
 from ..settings import Settings
-from .replace_database import drop_database, scratch_names, swap_databases
+from .replace_database import drop_database, scratch_name, swap_databases
 
 
 def roll_back(settings: Settings, snapshot: Snapshot) -> str:
     """Swaps a copy of `snapshot` in for the database; returns the short name under which
     what it replaced is kept."""
     db = settings.db_name
-    new, _ = scratch_names(db)
+    new = scratch_name(db)
     with maintenance_connection(settings) as conn:
         taken = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
         kept = "replaced_" + stamp_name()

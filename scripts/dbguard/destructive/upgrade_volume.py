@@ -12,13 +12,12 @@ from pathlib import Path
 from ..docker import helper_args
 from ..errors import Failure
 from ..kit import Kit
-from ..manifests import verify_copy
 from ..messages import info
 from ..runner import command_failure, kill_tree
 from ..streams import drain
 from ..upgrade import SOCKET_DIR, OldServer, psql_script, superuser
 from ..volumes import Volume
-from .replace_volume import EMPTY_SCRIPT, copy_volume, unmark
+from .replace_volume import EMPTY_SCRIPT, copy_verified, unmark
 
 
 def empty_volume(kit: Kit, name: str) -> None:
@@ -29,8 +28,7 @@ def empty_volume(kit: Kit, name: str) -> None:
 def put_old_cluster_back(kit: Kit, kept: Volume, active: str) -> None:
     """Copies the kept old cluster into the active volume (marked while it runs), verified."""
     info(f"putting the old cluster back: {kept.name} -> {active}")
-    copy_volume(kit, kept, active)
-    diff = verify_copy(kit, kept.name, active)
+    diff = copy_verified(kit, kept, active)
     if diff:
         raise Failure(f"the copy of {kept.name} into {active} differs ({'; '.join(diff)})",
                       f"{kept.name} is untouched, and the mark keeps db-up off {active}; run "
