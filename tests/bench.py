@@ -255,9 +255,11 @@ def run(kit: Kit, args, major: int) -> str:
             b.kit_run("rollback", "db_rollback", "--name", "bench", "--yes")
 
     def drop_snapshots():
-        kit.script("db_snapshots", "--keep", "0")
+        r = kit.script("db_snapshots", "--keep", "0", "--yes")
+        if r.returncode != 0:
+            raise SystemExit(r.stderr)
 
-    ks = [0.0] * 0
+    ks = []
     for _ in range(args.repeat):
         ks.append(snapshot_rollback())
         drop_snapshots()
