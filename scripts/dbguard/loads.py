@@ -39,9 +39,6 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
             if result.returncode != 0:
                 raise load_failure(backup.path, result.stderr)
             return
-        # Copies that killed runs left in the container go first (the kit's lock says no
-        # other load of ours is running); then this run's copy.
-        kit.runner(["docker", "exec", container.id, "sh", "-c", CLEAN_LEFTOVERS], check=False)
         inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
         with timing("copy-in"):
             kit.runner(["docker", "cp", str(backup.path), f"{container.id}:{inside}"])
@@ -54,7 +51,10 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
             if result.returncode != 0:
                 raise load_failure(backup.path, result.stderr)
         finally:
-            kit.runner(["docker", "exec", container.id, "rm", "-f", inside], check=False)
+            # This run's copy, and any that a killed run left (the kit's lock says no other
+            # load of ours is running): one call.
+            kit.runner(["docker", "exec", container.id, "sh", "-c", CLEAN_LEFTOVERS],
+                       check=False)
 
     return load
 

@@ -302,12 +302,11 @@ def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_contai
     inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
-        ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"],
         ["docker", "cp", str(dump), f"c1:{inside}"],
         compose_args(kit, "exec", "-T", "-e", LOAD_OPTIONS, "db", "pg_restore", "-U",
                      "sum_user", "-d", "sum_db_dbguard_new", "--exit-on-error", "-j", jobs,
                      inside),
-        ["docker", "exec", "c1", "rm", "-f", inside]]
+        ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"]]
 
 
 def test_a_failed_pg_restore_still_removes_its_copy_in_the_container(kit, tmp_path):
@@ -320,7 +319,8 @@ def test_a_failed_pg_restore_still_removes_its_copy_in_the_container(kit, tmp_pa
         load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
     assert err.value.message == 'loading x.dump failed: pg_restore: error: role "app" does not ' \
                                 'exist'
-    assert kit.runner.recorded[-1][:4] == ["docker", "exec", "c1", "rm"]
+    assert kit.runner.recorded[-1] == ["docker", "exec", "c1", "sh", "-c",
+                                       "rm -f /tmp/dbguard-restore-*.dump"]
 
 
 def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transaction(
