@@ -275,14 +275,16 @@ class Suite:
         self.injection_make(main)
 
     def many_backups(self, kit: Kit) -> None:
-        """Six kit backups (copies of one good dump under older stamps) for db-prune."""
+        """Six kit backups (copies of one good dump under older stamps) for db-prune. The good
+        dump is the setup's copy outside backups/: the previous prune may have left only plain
+        dumps there."""
         folder = kit.root / "backups"
-        good = sorted(p for p in folder.glob("*.dump") if BACKUP.match(p.name))[-1]
+        good = self.dump
         for day in range(1, 7):
             name = f"sum_db_202001{day:02d}_000000.dump"
             (folder / name).write_bytes(good.read_bytes())
             (folder / f"{name}.sha256").write_text(
-                (folder / f"{good.name}.sha256").read_text().replace(good.name, name))
+                good.with_name(f"{good.name}.sha256").read_text().replace(good.name, name))
 
     def prune_check(self, kit: Kit):
         def verify(row: Row, before: dict) -> None:

@@ -108,7 +108,9 @@ def remove_leftover_helpers(kit: Kit, volumes: Iterable[Volume]) -> None:
     if leftovers:
         info("removing leftover dbguard helper containers of an interrupted run: "
              + ", ".join(c.name for c in leftovers.values()))
-        kit.runner(["docker", "rm", "-f", *leftovers], mutates=True)
+        # -v: the anonymous volume Docker gives the image's VOLUME path goes with it (named
+        # volumes never do).
+        kit.runner(["docker", "rm", "-f", "-v", *leftovers], mutates=True)
 
 
 def stop_containers(kit: Kit, containers: list[Container]) -> None:

@@ -340,7 +340,7 @@ def test_only_running_containers_are_stopped_and_only_helpers_removed(kit):
     helper, app = container("h1", project="", helper=True), container("app")
     remove_leftover_helpers(kit, [Volume("sumplatform_sum_db_data", used_by=[helper, app])])
     assert kit.runner.recorded == [["docker", "stop", "run", "paused"],
-                                   ["docker", "rm", "-f", "h1"]]
+                                   ["docker", "rm", "-f", "-v", "h1"]]
 
 
 LABELS = ["--label", "com.docker.compose.project=sumplatform", "--label",

@@ -48,7 +48,7 @@ INTERNAL_OPTION = re.compile(rb"^ALTER TABLE ONLY .+ ALTER COLUMN .+ SET \(pg_at
 
 def stop_old_server(kit: Kit, server: OldServer) -> None:
     kit.runner(["docker", "stop", "-t", "30", server.container], check=False)
-    kit.runner(["docker", "rm", "-f", server.container], check=False)
+    kit.runner(["docker", "rm", "-f", "-v", server.container], check=False)  # -v: anonymous
     kit.runner(["docker", "volume", "rm", "-f", server.socket_volume], check=False)
 
 
