@@ -341,7 +341,8 @@ class Suite:
                 row.leftovers += sum(1 for _ in mount.rglob("*.partial"))
                 row.corrupt_trusted += self.corrupt_backups(kit, started_wall, mount)
             r = self.run(row, kit, "db_restore", "--file", str(self.dump), "--yes",
-                         env={"DBGUARD_BACKUP_DIR": str(mount)})  # its safety dump fills it
+                         env={"DBGUARD_BACKUP_DIR": str(mount),  # its safety dump fills it
+                              "DBGUARD_SAFETY_DUMP": "1"})
             row.runs += 1
             row.saw(f"restore exit {r.returncode}" +
                     (" No space left" if "No space left" in r.stderr else ""))
