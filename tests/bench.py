@@ -135,7 +135,7 @@ def measure_limits(b: Bench, major: int) -> None:
         b.limits.append(("disk, sequential write with fdatasync (dd, 1 GiB)",
                          out.strip().split(",")[-1].strip()))
         script = ("head -c 1073741824 /dev/urandom > /v/h; cat /v/h > /dev/null; "
-                  "for t in md5sum sha1sum sha256sum b2sum; do command -v $t >/dev/null || "
+                  "for t in cksum md5sum sha1sum sha256sum b2sum; do command -v $t >/dev/null || "
                   "continue; s=$(date +%s%N); $t /v/h >/dev/null; e=$(date +%s%N); "
                   "echo $t $(( 1073741824 * 1000 / (e - s) ))MB/s; done")
         for line in timed_in_container(kit, scratch, script).splitlines():

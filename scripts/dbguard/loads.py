@@ -16,10 +16,6 @@ from .kit import Kit
 from .messages import timing
 
 CLEAN_LEFTOVERS = "rm -f /tmp/dbguard-restore-*.dump"
-# The load goes into a scratch database that nobody uses until it is swapped in, so its
-# sessions may skip waiting for each commit to reach the disk (the swap's own commit flushes
-# everything before it), and index builds get 512 MB instead of the default 64 MB.
-LOAD_OPTIONS = "PGOPTIONS=-c synchronous_commit=off -c maintenance_work_mem=512MB"
 
 
 def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callable[[str], None]:
@@ -32,8 +28,7 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
         if backup.facts.format == "plain":
             with open(backup.path, "rb") as handle:
                 result = kit.runner(kit.compose.args(
-                    "exec", "-T", "-e", LOAD_OPTIONS, kit.project.service, "psql", "-X", "-q",
-                    "-U", s.db_user,
+                    "exec", "-T", kit.project.service, "psql", "-X", "-q", "-U", s.db_user,
                     "-d", dbname, "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"),
                     stdin_file=handle, stdout=subprocess.DEVNULL, check=False)
             if result.returncode != 0:
@@ -46,7 +41,7 @@ def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callab
             jobs = str(max(1, min(4, os.cpu_count() or 1)))
             with timing("pg_restore"):
                 result = kit.runner(kit.compose.args(
-                    "exec", "-T", "-e", LOAD_OPTIONS, kit.project.service, "pg_restore", "-U",
+                    "exec", "-T", kit.project.service, "pg_restore", "-U",
                     s.db_user, "-d", dbname, "--exit-on-error", "-j", jobs, inside), check=False)
             if result.returncode != 0:
                 raise load_failure(backup.path, result.stderr)

@@ -26,7 +26,7 @@ from dbguard.dumps import take_dump
 from dbguard.errors import Failure, Refusal
 from dbguard.kit import Kit, with_credentials
 from dbguard.files import read_checksum
-from dbguard.loads import LOAD_OPTIONS, load_backup
+from dbguard.loads import load_backup
 from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
 from dbguard.runner import Runner
 from dbguard.service import remove_leftover_helpers, start_service, stop_containers
@@ -245,6 +245,23 @@ def test_pg_dump_runs_in_the_container_over_its_socket_and_is_walked_as_it_is_wr
     no_password_in_any_argv(kit)
 
 
+@pytest.mark.parametrize("reads", [True, False])
+def test_an_archive_version_the_walk_does_not_know_is_read_back_whole(kit, reads):
+    body = bytearray((Path(__file__).parent / "data" / "pg15.dump").read_bytes())
+    body[6] = 15  # archive version 1.15 (PostgreSQL 16): not checked against a real one here
+    read = compose_args(kit, "exec", "-T", "db", "pg_restore", "-f", "/dev/null")
+    kit.runner.answer(read, returncode=0 if reads else 1,
+                      stderr=b"" if reads else b"pg_restore: error: unexpected end of file")
+    kit.runner.answer(compose_args(kit, "exec"), stdout=bytes(body))
+    if reads:
+        assert take_dump(kit, "custom").read_bytes() == bytes(body)
+    else:
+        with pytest.raises(Failure, match="does not read back whole"):
+            take_dump(kit, "custom")
+        assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept"
+    assert kit.runner.recorded[-1] == read
+
+
 @pytest.mark.parametrize("cut", [1, 100, 2000])
 def test_a_cut_archive_stream_keeps_nothing_even_when_pg_dump_says_0(kit, cut):
     body = (Path(__file__).parent / "data" / "pg15.dump").read_bytes()
@@ -303,7 +320,7 @@ def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_contai
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
         ["docker", "cp", str(dump), f"c1:{inside}"],
-        compose_args(kit, "exec", "-T", "-e", LOAD_OPTIONS, "db", "pg_restore", "-U",
+        compose_args(kit, "exec", "-T", "db", "pg_restore", "-U",
                      "sum_user", "-d", "sum_db_dbguard_new", "--exit-on-error", "-j", jobs,
                      inside),
         ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"]]
@@ -330,7 +347,7 @@ def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transactio
     backup = CheckedBackup(dump, DumpFacts("plain", None, "15.1", "15.1"), True)
     load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
     assert kit.runner.recorded == [compose_args(
-        kit, "exec", "-T", "-e", LOAD_OPTIONS, "db", "psql", "-X", "-q", "-U", "sum_user",
+        kit, "exec", "-T", "db", "psql", "-X", "-q", "-U", "sum_user",
         "-d", "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-")]
 
 
