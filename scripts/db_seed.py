@@ -21,6 +21,7 @@ from dbguard.destructive.delete_backups import remove_unfinished
 from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
 from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.kit import kit_lock, open_kit
+from dbguard.loads import Loader
 from dbguard.messages import confirm, human_size, info, success
 from dbguard.service import require_running
 
@@ -54,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
-        if before or state.kept_old is not None:
-            what = f"({len(before)} tables)" if before else "(no tables)"
-            confirm(f"Replace database {s.db_name!r} {what} with the fixture?",
-                    assume_yes=args.yes)
-        replace_with_backup(kit, fixture, container, before, "seed",
-                            bool(before) and s.safety_dump)
+        with Loader(kit, fixture, container) as load:  # a custom archive: copied in meanwhile
+            if before or state.kept_old is not None:
+                what = f"({len(before)} tables)" if before else "(no tables)"
+                confirm(f"Replace database {s.db_name!r} {what} with the fixture?",
+                        assume_yes=args.yes)
+            replace_with_backup(kit, load, before, "seed", bool(before) and s.safety_dump)
         success(f"{s.db_name!r} seeded from {s.fixture.name}")
     return EXIT_OK
 

@@ -8,7 +8,9 @@ refused for the moment the copy takes; the application reconnects afterwards. `m
 puts a snapshot back; `make db-snapshots` lists them.
 
 A snapshot lives in the same cluster, on the same volume: it undoes a bad migration or a wrong
-DELETE, not the loss or corruption of the volume (`make db-dump` is for that).
+DELETE, not the loss or corruption of the volume (`make db-dump` is for that). The names
+before_restore, before_seed and replaced_* are the kit's own (the next restore or seed replaces
+before_*), so NAME= refuses them.
 
 examples:
   make db-snapshot
@@ -19,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from dbguard.cli import entrypoint, parser
-from dbguard.db_snapshots import check_name, database_of, stamp_name, take_snapshot
+from dbguard.db_snapshots import check_new_name, database_of, stamp_name, take_snapshot
 from dbguard.errors import EXIT_OK
 from dbguard.kit import kit_lock, open_kit
 from dbguard.messages import human_size, info, success
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--name", help="the snapshot's name (default: the time)")
     args = ap.parse_args(argv)
-    name = check_name(args.name) if args.name else stamp_name()
+    name = check_new_name(args.name) if args.name else stamp_name()
     kit = open_kit(args)
     require_running(kit)
     db = kit.settings.db_name

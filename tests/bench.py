@@ -21,6 +21,7 @@ own and removes what it made.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import platform
@@ -117,6 +118,20 @@ def build_data(kit: Kit, size_mb: int) -> None:
     kit.sql("CREATE INDEX documents_title ON documents (title)")
     kit.sql("VACUUM (ANALYZE, PARALLEL 0)")  # parallel vacuum outgrows Docker's 64 MB /dev/shm
     kit.sql("CHECKPOINT")
+
+
+@contextlib.contextmanager
+def cpu_busy(into: list[float]):
+    """Appends the share of the machine's CPU time that was busy while the block ran
+    (/proc/stat: everything but idle and iowait). Near 100% means more parallelism cannot
+    help; only less work can."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields) - fields[3] - fields[4], sum(fields)
+    busy0, total0 = sample()
+    yield
+    busy1, total1 = sample()
+    into.append((busy1 - busy0) / max(1, total1 - total0))
 
 
 def timed_in_container(kit: Kit, volume: str, script: str) -> str:
@@ -225,17 +240,20 @@ def run(kit: Kit, args, major: int) -> str:
     container = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={kit.token}"
                        ).stdout.strip()
 
+    busy: dict[str, list[float]] = {"pg_restore --clean -j 2": [], "psql < plain.sql": []}
+
     def raw_restore():
         b.raw("docker", "cp", str(dump), f"{container}:/tmp/raw.dump")
-        b.raw("docker", "exec", container, "pg_restore", "-U", "sum_user", "-d", "sum_db",
-              "--clean", "--if-exists", "-j", "2", "/tmp/raw.dump")
+        with cpu_busy(busy["pg_restore --clean -j 2"]):
+            b.raw("docker", "exec", container, "pg_restore", "-U", "sum_user", "-d", "sum_db",
+                  "--clean", "--if-exists", "-j", "2", "/tmp/raw.dump")
         b.raw("docker", "exec", container, "rm", "-f", "/tmp/raw.dump")
 
     def raw_psql():
         b.exec_db("dropdb", "-U", "sum_user", "--if-exists", "bench_psql")
         started = time.monotonic()
         b.exec_db("createdb", "-U", "sum_user", "bench_psql")
-        with open(raw_plain, "rb") as handle:
+        with open(raw_plain, "rb") as handle, cpu_busy(busy["psql < plain.sql"]):
             b.exec_db("psql", "-X", "-q", "-U", "sum_user", "-d", "bench_psql", stdin=handle)
         took = time.monotonic() - started
         b.exec_db("dropdb", "-U", "sum_user", "bench_psql")
@@ -249,6 +267,9 @@ def run(kit: Kit, args, major: int) -> str:
     b.measure("db-restore vs psql < plain.sql into a new database", kit_restore, raw_psql,
               f"<= {TARGETS['restore_psql']}x")
     raw_plain.unlink()
+    for label, shares in busy.items():
+        b.limits.append((f"CPU busy while the raw {label} ran (all {os.cpu_count()} cores)",
+                         f"{statistics.median(shares):.0%}"))
 
     def snapshot_rollback():
         return b.kit_run("snapshot", "db_snapshot", "--name", "bench") + \

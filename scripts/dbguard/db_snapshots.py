@@ -45,6 +45,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_new_name(name: str) -> str:
+    """A name db-snapshot may give: not one the kit's own commands keep and replace
+    (before_restore and before_seed are dropped by the next restore or seed; replaced_<time> are
+    db-rollback's)."""
+    check_name(name)
+    if name in ("before_restore", "before_seed") or name.startswith("replaced_"):
+        raise UsageError(f"NAME={name} is kept for the kit's own snapshots (the next restore or "
+                         "seed drops before_*; replaced_* are db-rollback's)",
+                         "Choose another NAME (e.g. NAME=before_migration); nothing was changed")
+    return name
+
+
 def stamp_name() -> str:
     return time.strftime("%Y%m%d_%H%M%S")
 

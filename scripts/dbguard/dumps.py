@@ -32,10 +32,15 @@ def compression(kit: Kit) -> str:
     and a third of the bytes through the `compose exec` stream); before, zlib level 1 (about
     2.5x faster than pg_dump's default level 6 for a few per cent more bytes)."""
     chosen = kit.settings.dump_compression
-    if chosen != "auto":
-        return chosen
     major = kit.image.pg_major
-    return "zstd:1" if major and major >= 16 else "1"
+    if chosen == "auto":
+        return "zstd:1" if major and major >= 16 else "1"
+    if major and major < 16 and not chosen.isdigit():
+        # pg_dump before 16 takes only a zlib level; it would fail with its own message.
+        raise Failure(f"DBGUARD_DUMP_COMPRESSION={chosen} needs pg_dump 16 or later; the "
+                      f"image {kit.image.ref} has PostgreSQL {major}",
+                      "Set a zlib level 0-9 (or auto) in .env; nothing was written")
+    return chosen
 
 
 def take_dump(kit: Kit, fmt: str, tag: str | None = None, dbname: str | None = None,

@@ -7,51 +7,84 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Callable
 
 from .backup_check import CheckedBackup
 from .docker import Container
 from .errors import Failure
 from .kit import Kit
 from .messages import timing
+from .runner import command_failure, kill_tree
 
 CLEAN_LEFTOVERS = "rm -f /tmp/dbguard-restore-*.dump"
 
 
-def load_backup(kit: Kit, backup: CheckedBackup, container: Container) -> Callable[[str], None]:
-    """A loader for replace_database: parallel pg_restore for custom archives (from a copy in
-    the container, since -j needs a seekable file), psql stopping at the first error in one
-    transaction for plain SQL."""
-    s = kit.settings
+class Loader:
+    """Loads one checked backup. A custom archive is loaded by pg_restore -j inside the
+    container, which needs a seekable file there: the copy into the container starts when the
+    Loader is made (right after the backup passed its checks), so it runs while the caller reads
+    the server and asks its question, and `close` removes it whatever happened. Plain SQL goes
+    to psql through stdin, stopping at the first error, in one transaction. Use it as a context
+    manager; under --dry-run it copies nothing."""
 
-    def load(dbname: str) -> None:
-        if backup.facts.format == "plain":
-            with open(backup.path, "rb") as handle:
-                result = kit.runner(kit.compose.args(
-                    "exec", "-T", kit.project.service, "psql", "-X", "-q", "-U", s.db_user,
-                    "-d", dbname, "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"),
-                    stdin_file=handle, stdout=subprocess.DEVNULL, check=False)
-            if result.returncode != 0:
-                raise load_failure(backup.path, result.stderr)
+    def __init__(self, kit: Kit, backup: CheckedBackup, container: Container):
+        self.kit, self.backup, self.container = kit, backup, container
+        self.inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
+        self.copy: subprocess.Popen | None = None
+        self.copied = False
+        if backup.facts.format != "plain" and not kit.runner.dry_run:
+            self.copy = kit.runner.popen(self.copy_args(), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def copy_args(self) -> list[str]:
+        return ["docker", "cp", str(self.backup.path), f"{self.container.id}:{self.inside}"]
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ready(self) -> None:
+        """Waits for the copy into the container; a failed copy is an error before anything
+        changed."""
+        if self.copy is None or self.copied:
             return
-        inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
         with timing("copy-in"):
-            kit.runner(["docker", "cp", str(backup.path), f"{container.id}:{inside}"])
-        try:
-            jobs = str(max(1, min(4, os.cpu_count() or 1)))
-            with timing("pg_restore"):
-                result = kit.runner(kit.compose.args(
-                    "exec", "-T", kit.project.service, "pg_restore", "-U",
-                    s.db_user, "-d", dbname, "--exit-on-error", "-j", jobs, inside), check=False)
-            if result.returncode != 0:
-                raise load_failure(backup.path, result.stderr)
-        finally:
-            # This run's copy, and any that a killed run left (the kit's lock says no other
-            # load of ours is running): one call.
-            kit.runner(["docker", "exec", container.id, "sh", "-c", CLEAN_LEFTOVERS],
-                       check=False)
+            _, err = self.copy.communicate()
+        if self.copy.returncode != 0:
+            raise command_failure(self.copy_args(), err)
+        self.copied = True
 
-    return load
+    def __call__(self, dbname: str) -> None:
+        s = self.kit.settings
+        if self.backup.facts.format == "plain":
+            with open(self.backup.path, "rb") as handle:
+                result = self.kit.runner(self.kit.compose.args(
+                    "exec", "-T", self.kit.project.service, "psql", "-X", "-q", "-U",
+                    s.db_user, "-d", dbname, "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                    "-f", "-"), stdin_file=handle, stdout=subprocess.DEVNULL, check=False)
+        else:
+            self.ready()
+            jobs = str(max(1, min(4, os.cpu_count() or 1)))
+            # `docker exec` on the container already found: Compose's own start-up would add
+            # a few tenths of a second (a second and more with Compose v1) for the same call.
+            with timing("pg_restore"):
+                result = self.kit.runner(
+                    ["docker", "exec", self.container.id, "pg_restore", "-U", s.db_user,
+                     "-d", dbname, "--exit-on-error", "-j", jobs, self.inside], check=False)
+        if result.returncode != 0:
+            raise load_failure(self.backup.path, result.stderr)
+
+    def close(self) -> None:
+        if self.copy is None:
+            return
+        kill_tree(self.copy)  # declined or failed before the load: the copy is not needed
+        self.copy.wait()
+        self.copy = None
+        # This run's copy, and any that a killed run left (the kit's lock says no other load
+        # of ours is running): one call.
+        self.kit.runner(["docker", "exec", self.container.id, "sh", "-c", CLEAN_LEFTOVERS],
+                        check=False)
 
 
 def load_failure(path: Path, stderr: bytes | None) -> Failure:

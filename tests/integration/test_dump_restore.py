@@ -235,6 +235,12 @@ def test_restore_closes_other_connections_and_swaps(running_kit):
 
 
 @pytest.mark.parametrize("flavor", ["v2"])
+def container_tmp(kit) -> str:
+    service = kit.compose("ps", "-q", "db").stdout.strip()
+    return subprocess.run(["docker", "exec", service, "ls", "/tmp"], capture_output=True,
+                          text=True, check=True).stdout
+
+
 def test_restore_questions_and_settings(running_kit):
     kit = running_kit
     path = dump(kit)
@@ -246,6 +252,8 @@ def test_restore_questions_and_settings(running_kit):
     code, out = kit.tty("db_restore", "--file", str(path), answer="n")
     assert code == 3 and "ERROR: not confirmed. Nothing was changed" in out, out
     assert "[y/N]" in out
+    # The dump's copy into the container started before the question; a "no" removes it.
+    assert "dbguard-restore-" not in container_tmp(kit)
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
     assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
     assert kit.fingerprint() == before and len(dumps(kit)) == count
@@ -329,9 +337,7 @@ def test_a_restore_killed_while_loading_is_cleared_by_the_next_run(running_kit):
     assert r.returncode == 0, shown(r)
     assert kit.fingerprint() == before
     assert databases(kit) == {"postgres", "sum_db", KEPT}
-    service = kit.compose("ps", "-q", "db").stdout.strip()
-    left = subprocess.run(["docker", "exec", service, "ls", "/tmp"], capture_output=True,
-                          text=True).stdout
+    left = container_tmp(kit)
     assert "dbguard-restore-" not in left, left
 
 

@@ -67,6 +67,10 @@ def test_snapshot_refusals_and_pruning_change_nothing_unasked(running_kit):
         "them" in r.stderr, shown(r)
     r = kit.make("db-snapshot", "NAME=Bad Name")
     assert r.returncode != 0 and "ERROR: NAME='Bad Name' is not a snapshot name" in r.stderr
+    r = kit.make("db-snapshot", "NAME=before_restore")  # the next restore would drop it
+    assert r.returncode != 0 and "ERROR: NAME=before_restore is kept for the kit's own " \
+        "snapshots" in r.stderr, shown(r)
+    assert snapshots(kit) == []
     for name in ("one", "two", "three"):
         assert kit.make("db-snapshot", f"NAME={name}").returncode == 0
     r = kit.make("db-snapshot", "NAME=two")

@@ -26,7 +26,7 @@ from dbguard.dumps import take_dump
 from dbguard.errors import Failure, Refusal
 from dbguard.kit import Kit, with_credentials
 from dbguard.files import read_checksum
-from dbguard.loads import load_backup
+from dbguard.loads import Loader
 from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
 from dbguard.runner import Runner
 from dbguard.service import remove_leftover_helpers, start_service, stop_containers
@@ -286,6 +286,17 @@ def test_custom_dumps_compress_by_what_the_images_pg_dump_can_do(kit, major, set
     assert kit.runner.recorded[0] == dump
 
 
+@pytest.mark.parametrize("setting", ["zstd", "lz4:3", "gzip:5", "none"])
+def test_a_compression_pg_dump_15_does_not_know_is_refused_before_anything_runs(kit, setting):
+    kit = dataclasses.replace(
+        kit, settings=dataclasses.replace(kit.settings, dump_compression=setting),
+        image=dataclasses.replace(kit.image, pg_major=15))
+    with pytest.raises(Failure) as err:
+        take_dump(kit, "custom")
+    assert err.value.message.startswith(f"DBGUARD_DUMP_COMPRESSION={setting} needs pg_dump 16")
+    assert kit.runner.recorded == [] and not kit.settings.backup_dir.exists()
+
+
 def test_a_pg_dump_without_zstd_gets_zlib_level_1_with_a_warning(kit, capsys):
     kit = dataclasses.replace(kit, image=dataclasses.replace(kit.image, pg_major=16))
     zstd = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
@@ -310,34 +321,63 @@ def test_plain_pg_dump_has_no_reader_and_needs_its_trailer(kit):
     assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept, not even a partial"
 
 
+def custom_backup(tmp_path, name="sum_db_20251215_124427.dump") -> CheckedBackup:
+    dump = tmp_path / name
+    dump.write_bytes(b"PGDMP")
+    return CheckedBackup(dump, DumpFacts("custom", "sum_db", "15.1", "15.1"), True)
+
+
+CLEAN = ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"]
+
+
 def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_container(
         kit, tmp_path):
-    dump = tmp_path / "sum_db_20251215_124427.dump"
-    dump.write_bytes(b"PGDMP")
-    backup = CheckedBackup(dump, DumpFacts("custom", "sum_db", "15.1", "15.1"), True)
-    load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
-    inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
+    backup = custom_backup(tmp_path)
+    with Loader(kit, backup, container("c1")) as load:
+        inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
+        copy = ["docker", "cp", str(backup.path), f"c1:{inside}"]
+        assert kit.runner.recorded == [copy], "the copy starts before the question"
+        load("sum_db_dbguard_new")
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
-        ["docker", "cp", str(dump), f"c1:{inside}"],
-        compose_args(kit, "exec", "-T", "db", "pg_restore", "-U",
-                     "sum_user", "-d", "sum_db_dbguard_new", "--exit-on-error", "-j", jobs,
-                     inside),
-        ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"]]
+        copy, ["docker", "exec", "c1", "pg_restore", "-U", "sum_user", "-d",
+               "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside], CLEAN]
+
+
+def test_a_declined_restore_removes_the_copy_it_started_and_a_dry_run_copies_nothing(
+        kit, tmp_path):
+    backup = custom_backup(tmp_path)
+    with pytest.raises(Refusal), Loader(kit, backup, container("c1")):
+        raise Refusal("answered no", "nothing was changed")
+    assert [a[:2] for a in kit.runner.recorded] == [["docker", "cp"], ["docker", "exec"]]
+    assert kit.runner.recorded[1] == CLEAN
+    dry = dataclasses.replace(kit, runner=RecordingRunner(tmp_path, dry_run=True))
+    with Loader(dry, backup, container("c1")):
+        pass
+    assert dry.runner.recorded == []
+
+
+def test_a_failed_copy_into_the_container_is_one_error_before_the_load(kit, tmp_path):
+    kit.runner.answer(["docker", "cp"], returncode=1,
+                      stderr=b"Error response from daemon: no space left on device")
+    with pytest.raises(Failure) as err, Loader(kit, custom_backup(tmp_path), container("c1")) \
+            as load:
+        load("sum_db_dbguard_new")
+    assert err.value.message == "`docker cp` failed: Error response from daemon: no space left " \
+                                "on device"
+    assert not [a for a in kit.runner.recorded if "pg_restore" in a]
+    assert kit.runner.recorded[-1] == CLEAN
 
 
 def test_a_failed_pg_restore_still_removes_its_copy_in_the_container(kit, tmp_path):
-    dump = tmp_path / "x.dump"
-    dump.write_bytes(b"PGDMP")
-    kit.runner.answer(compose_args(kit, "exec"), returncode=1,
+    kit.runner.answer(["docker", "exec", "c1", "pg_restore"], returncode=1,
                       stderr=b'pg_restore: error: role "app" does not exist')
-    backup = CheckedBackup(dump, DumpFacts("custom", "sum_db", "15.1", "15.1"), True)
-    with pytest.raises(Failure) as err:
-        load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
+    with pytest.raises(Failure) as err, Loader(kit, custom_backup(tmp_path, "x.dump"),
+                                               container("c1")) as load:
+        load("sum_db_dbguard_new")
     assert err.value.message == 'loading x.dump failed: pg_restore: error: role "app" does not ' \
                                 'exist'
-    assert kit.runner.recorded[-1] == ["docker", "exec", "c1", "sh", "-c",
-                                       "rm -f /tmp/dbguard-restore-*.dump"]
+    assert kit.runner.recorded[-1] == CLEAN
 
 
 def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transaction(
@@ -345,7 +385,8 @@ def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transactio
     dump = tmp_path / "sum_db_20251215_124427.sql"
     dump.write_text("SELECT 1;\n")
     backup = CheckedBackup(dump, DumpFacts("plain", None, "15.1", "15.1"), True)
-    load_backup(kit, backup, container("c1"))("sum_db_dbguard_new")
+    with Loader(kit, backup, container("c1")) as load:
+        load("sum_db_dbguard_new")
     assert kit.runner.recorded == [compose_args(
         kit, "exec", "-T", "db", "psql", "-X", "-q", "-U", "sum_user",
         "-d", "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-")]
@@ -548,7 +589,8 @@ def test_seed_asks_before_it_drops_the_database_a_previous_run_kept(kit, monkeyp
     replaced = []
     monkeypatch.setattr(db_seed, "open_kit", lambda args: kit)
     monkeypatch.setattr(db_seed, "require_running", lambda kit: container("c1"))
-    monkeypatch.setattr(db_seed, "check_backup", lambda kit, path, major: path)
+    monkeypatch.setattr(db_seed, "check_backup", lambda kit, path, major: CheckedBackup(
+        path, DumpFacts("plain", None, "15.1", "15.1"), True))
     monkeypatch.setattr(db_seed, "replace_with_backup", lambda *a: replaced.append(a))
     state = ReplaceState(tables={}, kept_old=8 << 20, closed=False)
     monkeypatch.setattr(db_seed, "preflight_replace", lambda kit, kind: state)

@@ -3,7 +3,7 @@ compose line the 18 layout changes, the dump lines left out of the load, the fac
 and snapshot names."""
 import pytest
 
-from dbguard.db_snapshots import check_name, database_of
+from dbguard.db_snapshots import check_name, check_new_name, database_of
 from dbguard.destructive.upgrade_volume import INTERNAL_OPTION, quoted_role
 from dbguard.errors import UsageError
 from dbguard.upgrade import derive_old_image, fact_differences, moved_mount
@@ -60,3 +60,11 @@ def test_snapshot_names_are_checked_and_fit_postgresqls_63_bytes():
             check_name(bad)
     assert database_of("sum_db", "x") == "sum_db_dbguard_snap_x"
     assert len(database_of("d" * 63, "y" * 24).encode()) <= 63
+
+
+def test_db_snapshot_refuses_the_names_the_kits_own_commands_replace():
+    assert check_new_name("before_migration") == "before_migration"
+    for kept in ("before_restore", "before_seed", "replaced_20251215_124427"):
+        assert check_name(kept) == kept  # rollback and the list still take them
+        with pytest.raises(UsageError, match="kept for the kit's own snapshots"):
+            check_new_name(kept)

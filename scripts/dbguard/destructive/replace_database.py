@@ -6,8 +6,8 @@ the safety dump both succeeded are other connections closed and the two database
 two renames in one transaction. The replaced one is kept as the snapshot `before_restore` (or
 `before_seed`): a copy that costs nothing, since it is the database itself, and that
 `make db-rollback NAME=before_restore` puts back. The next run of the same command drops it
-just before its own swap (the plan says so first). A failure before the swap drops only the
-scratch database.
+once its question was answered, while its load runs (the plan names it). A failure before the
+swap leaves the current database as it was and drops the scratch database.
 """
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..backup_check import CheckedBackup
-from ..docker import Container
 from ..dumps import take_dump
 from ..errors import Failure
 from ..kit import Kit
-from ..loads import load_backup, report_tables
+from ..loads import Loader, report_tables
 from ..db_snapshots import comment, database_of
 from ..messages import detail, info, timing, warning
 from ..postgres import (connect, connection_failure, explain_connection_error,
@@ -83,13 +81,13 @@ def preflight_replace(kit: Kit, kind: str) -> ReplaceState:
         raise connection_failure(s, exc) from None
 
 
-def replace_database(kit: Kit, load: Callable[[str], None], kind: str,
+def replace_database(kit: Kit, load: Loader, kind: str,
                      safety: Callable[[], Path] | None = None
                      ) -> tuple[dict[str, int], Path | None]:
     """Loads into a scratch database, then swaps it in for the configured one. The replaced
     database is kept as the snapshot before_<kind> until the next run (it also holds
-    whatever was written while the load ran), and the one the previous run kept is dropped
-    just before the swap. A failure before the swap leaves every database as it was.
+    whatever was written while the load ran); the one the previous run kept is dropped while
+    the load runs. A failure before the swap leaves the current database as it was.
     `safety` (the safety dump of the current database) runs while the load does, and the swap
     waits for it. Returns the new database's tables with row estimates, and the safety dump's
     path."""
@@ -104,7 +102,7 @@ def replace_database(kit: Kit, load: Callable[[str], None], kind: str,
                       "(stop the application first if it keeps the database busy)") from None
 
 
-def _replace(kit: Kit, load: Callable[[str], None], kind: str,
+def _replace(kit: Kit, load: Loader, kind: str,
              safety: Callable[[], Path] | None) -> tuple[dict[str, int], Path | None]:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -123,7 +121,11 @@ def _replace(kit: Kit, load: Callable[[str], None], kind: str,
             create += sql.SQL(" ENCODING {} LC_COLLATE {} LC_CTYPE {}").format(
                 sql.Literal(row[0]), sql.Literal(row[1]), sql.Literal(row[2]))
         conn.execute(create)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # The snapshot the previous run kept, named in the plan and asked about, is dropped
+        # while the load runs, not after it: a DROP DATABASE forces a checkpoint, which right
+        # after a gigabyte's load has that gigabyte to write (a second and more).
+        dropping = pool.submit(drop_kept, s, old)
         pending = pool.submit(safety) if safety else None
         try:
             try:
@@ -135,14 +137,15 @@ def _replace(kit: Kit, load: Callable[[str], None], kind: str,
                 with connect(s, dbname=new, autocommit=True) as conn:
                     after = table_stats(conn)
             except BaseException:
-                if pending:
-                    pending.exception()  # let the safety dump finish; the load's error counts
+                for running in (pending, dropping):
+                    if running:
+                        running.exception()  # let it finish; the load's error counts
                 raise
             with timing("safety-dump"):
                 copy = pending.result() if pending else None  # a failed one stops here
+            with timing("drop-kept"):
+                dropping.result()
             with timing("swap"):
-                with maintenance_connection(s) as conn:
-                    drop_database(conn, old)  # the previous run's, named in the plan
                 swap_databases(s, db, new, old)
         except BaseException:
             with contextlib.suppress(Exception), maintenance_connection(s) as conn:
@@ -152,6 +155,11 @@ def _replace(kit: Kit, load: Callable[[str], None], kind: str,
         conn.execute(sql_id("COMMENT ON DATABASE {} IS ", old)
                      + sql_literal(comment(db, f"what db-{kind} replaced")))
     return after, copy
+
+
+def drop_kept(settings: Settings, name: str) -> None:
+    with maintenance_connection(settings) as conn:
+        drop_database(conn, name)
 
 
 def drop_database(conn, name: str) -> None:
@@ -200,12 +208,12 @@ def swap_databases(settings: Settings, db: str, new: str, old: str) -> None:
                 f" ALTER DATABASE \"{old}\" WITH ALLOW_CONNECTIONS true opens it")
 
 
-def replace_with_backup(kit: Kit, backup: CheckedBackup, container: Container,
-                        before: dict[str, int] | None, kind: str, safety: bool) -> None:
+def replace_with_backup(kit: Kit, load: Loader, before: dict[str, int] | None, kind: str,
+                        safety: bool) -> None:
     """db-restore's and db-seed's common end (`kind`: restore, seed): the safety dump (when
     asked) alongside the load into a scratch database, the swap, and the report."""
     after, copy = replace_database(
-        kit, load_backup(kit, backup, container), kind,
+        kit, load, kind,
         (lambda: take_dump(kit, "custom", tag=f"pre-{kind}")) if safety else None)
     if copy:
         info(f"safety dump: {copy} (make db-restore FILE={copy} puts it back)")
