@@ -52,9 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     with kit_lock(kit, "db-restore"):
         remove_unfinished(kit.settings, kit.runner.dry_run)
         major = kit.image.pg_major
-        backup = check_backup(kit, resolve(args.file), major) if args.file \
-            else newest_good_backup(kit, major)
-        with Loader(kit, backup, container) as load:  # starts copying it into the container
+        with Loader(kit, container) as load:
+            # Each file is copied into the container while it is checked (and the question
+            # asked); the copy is removed again if it is not used.
+            if args.file:
+                load.stage(resolve(args.file))
+                backup = check_backup(kit, resolve(args.file), major)
+            else:
+                backup = newest_good_backup(kit, major, load.stage)
+            load.use(backup)
             restore(kit, args, backup, load)
     return EXIT_OK
 

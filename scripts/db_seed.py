@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
-        with Loader(kit, fixture, container) as load:  # a custom archive: copied in meanwhile
+        with Loader(kit, container) as load:
+            load.use(fixture)  # a custom archive: copied into the container meanwhile
             if before or state.kept_old is not None:
                 what = f"({len(before)} tables)" if before else "(no tables)"
                 confirm(f"Replace database {s.db_name!r} {what} with the fixture?",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .backups import list_backups
 from .dump_header import PLAIN_TRAILER, DumpFacts, read_dump_header
@@ -64,13 +65,17 @@ def check_backup(kit: Kit, path: Path, server_major: int | None) -> CheckedBacku
     return CheckedBackup(path, facts, None if expected is None else True)
 
 
-def newest_good_backup(kit: Kit, server_major: int | None) -> CheckedBackup:
+def newest_good_backup(kit: Kit, server_major: int | None,
+                       before_check: Callable[[Path], None] | None = None) -> CheckedBackup:
     """The newest backup of the configured database that passes every check. Safety dumps are
-    left out: restoring one by default would undo the restore that took it."""
+    left out: restoring one by default would undo the restore that took it. `before_check` is
+    told each file before it is checked."""
     skipped = []
     mine = [b for b in list_backups(kit.settings)
             if b.db == kit.settings.db_name and not b.safety]
     for backup in mine:
+        if before_check:
+            before_check(backup.path)
         try:
             return check_backup(kit, backup.path, server_major)
         except Refusal as exc:

@@ -20,29 +20,55 @@ CLEAN_LEFTOVERS = "rm -f /tmp/dbguard-restore-*.dump"
 
 class Loader:
     """Loads one checked backup. A custom archive is loaded by pg_restore -j inside the
-    container, which needs a seekable file there: the copy into the container starts when the
-    Loader is made (right after the backup passed its checks), so it runs while the caller reads
-    the server and asks its question, and `close` removes it whatever happened. Plain SQL goes
-    to psql through stdin, stopping at the first error, in one transaction. Use it as a context
-    manager; under --dry-run it copies nothing."""
+    container, which needs a seekable file there: its copy into the container starts as soon as
+    the file is named (`stage`), so it runs while the file is checked, the server read and the
+    question asked, and `close` removes it whatever happened. Plain SQL goes to psql through
+    stdin, stopping at the first error, in one transaction. Use it as a context manager, under
+    the kit's lock (its clean-up removes every copy of ours in the container); under --dry-run
+    it copies nothing."""
 
-    def __init__(self, kit: Kit, backup: CheckedBackup, container: Container):
-        self.kit, self.backup, self.container = kit, backup, container
-        self.inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
+    def __init__(self, kit: Kit, container: Container):
+        self.kit, self.container = kit, container
+        self.backup: CheckedBackup | None = None
+        self.staged: Path | None = None      # the file being copied in (not yet checked)
+        self.inside = ""
         self.copy: subprocess.Popen | None = None
         self.copied = False
-        if backup.facts.format != "plain" and not kit.runner.dry_run:
-            self.copy = kit.runner.popen(self.copy_args(), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def copy_args(self) -> list[str]:
-        return ["docker", "cp", str(self.backup.path), f"{self.container.id}:{self.inside}"]
+        self.copies = 0
 
     def __enter__(self) -> Loader:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def stage(self, path: Path) -> None:
+        """Starts copying `path` into the container if it looks like a custom archive (the
+        checks come after, and decide whether it is used); a copy of another file stops."""
+        if self.kit.runner.dry_run or path == self.staged:
+            return
+        try:
+            with open(path, "rb") as handle:
+                if handle.read(5) != b"PGDMP":
+                    return
+        except OSError:
+            return  # the checks say what is wrong with it
+        self.discard()
+        self.copies += 1
+        # A name per copy: a stopped copy's last bytes can never land in the next one.
+        self.staged, self.copied = path, False
+        self.inside = f"/tmp/dbguard-restore-{os.getpid()}-{self.copies}.dump"
+        self.copy = self.kit.runner.popen(self.copy_args(), stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def use(self, backup: CheckedBackup) -> None:
+        """The backup that passed its checks: the one to load."""
+        self.backup = backup
+        if backup.facts.format != "plain":
+            self.stage(backup.path)
+
+    def copy_args(self) -> list[str]:
+        return ["docker", "cp", str(self.staged), f"{self.container.id}:{self.inside}"]
 
     def ready(self) -> None:
         """Waits for the copy into the container; a failed copy is an error before anything
@@ -56,9 +82,9 @@ class Loader:
         self.copied = True
 
     def __call__(self, dbname: str) -> None:
-        s = self.kit.settings
-        if self.backup.facts.format == "plain":
-            with open(self.backup.path, "rb") as handle:
+        s, backup = self.kit.settings, self.backup
+        if backup.facts.format == "plain":
+            with open(backup.path, "rb") as handle:
                 result = self.kit.runner(self.kit.compose.args(
                     "exec", "-T", self.kit.project.service, "psql", "-X", "-q", "-U",
                     s.db_user, "-d", dbname, "-v", "ON_ERROR_STOP=1", "--single-transaction",
@@ -73,16 +99,20 @@ class Loader:
                     ["docker", "exec", self.container.id, "pg_restore", "-U", s.db_user,
                      "-d", dbname, "--exit-on-error", "-j", jobs, self.inside], check=False)
         if result.returncode != 0:
-            raise load_failure(self.backup.path, result.stderr)
+            raise load_failure(backup.path, result.stderr)
+
+    def discard(self) -> None:
+        if self.copy is not None:
+            kill_tree(self.copy)  # not needed (declined, refused, failed): stop it
+            self.copy.wait()
 
     def close(self) -> None:
-        if self.copy is None:
+        if not self.copies:
             return
-        kill_tree(self.copy)  # declined or failed before the load: the copy is not needed
-        self.copy.wait()
+        self.discard()
         self.copy = None
-        # This run's copy, and any that a killed run left (the kit's lock says no other load
-        # of ours is running): one call.
+        # Every copy of this run, and any that a killed run left (the kit's lock says no other
+        # load of ours is running): one call.
         self.kit.runner(["docker", "exec", self.container.id, "sh", "-c", CLEAN_LEFTOVERS],
                         check=False)
 

@@ -330,13 +330,22 @@ def custom_backup(tmp_path, name="sum_db_20251215_124427.dump") -> CheckedBackup
 CLEAN = ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"]
 
 
+def loader(kit, backup: CheckedBackup) -> Loader:
+    load = Loader(kit, container("c1"))
+    load.stage(backup.path)
+    load.use(backup)
+    return load
+
+
 def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_container(
         kit, tmp_path):
     backup = custom_backup(tmp_path)
-    with Loader(kit, backup, container("c1")) as load:
-        inside = f"/tmp/dbguard-restore-{os.getpid()}.dump"
+    with Loader(kit, container("c1")) as load:
+        load.stage(backup.path)
+        inside = f"/tmp/dbguard-restore-{os.getpid()}-1.dump"
         copy = ["docker", "cp", str(backup.path), f"c1:{inside}"]
-        assert kit.runner.recorded == [copy], "the copy starts before the question"
+        assert kit.runner.recorded == [copy], "the copy starts before the checks"
+        load.use(backup)
         load("sum_db_dbguard_new")
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
@@ -344,15 +353,32 @@ def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_contai
                "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside], CLEAN]
 
 
+def test_a_backup_refused_by_its_checks_has_its_copy_replaced_by_the_next_ones(kit, tmp_path):
+    refused, good = custom_backup(tmp_path, "new.dump"), custom_backup(tmp_path, "old.dump")
+    (tmp_path / "plain.sql").write_text("SELECT 1;\n")
+    with Loader(kit, container("c1")) as load:
+        load.stage(tmp_path / "plain.sql")  # plain SQL goes through stdin: no copy
+        load.stage(tmp_path / "missing.dump")  # the checks will say so: no copy
+        load.stage(refused.path)
+        load.stage(good.path)
+        load.use(good)
+        load("sum_db_dbguard_new")
+    copies = [a for a in kit.runner.recorded if a[:2] == ["docker", "cp"]]
+    assert [c[2] for c in copies] == [str(refused.path), str(good.path)]
+    assert copies[0][3] != copies[1][3], "a stopped copy never writes into the next one's file"
+    restore = next(a for a in kit.runner.recorded if "pg_restore" in a)
+    assert restore[-1] == copies[1][3].split(":", 1)[1] and kit.runner.recorded[-1] == CLEAN
+
+
 def test_a_declined_restore_removes_the_copy_it_started_and_a_dry_run_copies_nothing(
         kit, tmp_path):
     backup = custom_backup(tmp_path)
-    with pytest.raises(Refusal), Loader(kit, backup, container("c1")):
+    with pytest.raises(Refusal), loader(kit, backup):
         raise Refusal("answered no", "nothing was changed")
     assert [a[:2] for a in kit.runner.recorded] == [["docker", "cp"], ["docker", "exec"]]
     assert kit.runner.recorded[1] == CLEAN
     dry = dataclasses.replace(kit, runner=RecordingRunner(tmp_path, dry_run=True))
-    with Loader(dry, backup, container("c1")):
+    with loader(dry, backup):
         pass
     assert dry.runner.recorded == []
 
@@ -360,8 +386,7 @@ def test_a_declined_restore_removes_the_copy_it_started_and_a_dry_run_copies_not
 def test_a_failed_copy_into_the_container_is_one_error_before_the_load(kit, tmp_path):
     kit.runner.answer(["docker", "cp"], returncode=1,
                       stderr=b"Error response from daemon: no space left on device")
-    with pytest.raises(Failure) as err, Loader(kit, custom_backup(tmp_path), container("c1")) \
-            as load:
+    with pytest.raises(Failure) as err, loader(kit, custom_backup(tmp_path)) as load:
         load("sum_db_dbguard_new")
     assert err.value.message == "`docker cp` failed: Error response from daemon: no space left " \
                                 "on device"
@@ -372,8 +397,7 @@ def test_a_failed_copy_into_the_container_is_one_error_before_the_load(kit, tmp_
 def test_a_failed_pg_restore_still_removes_its_copy_in_the_container(kit, tmp_path):
     kit.runner.answer(["docker", "exec", "c1", "pg_restore"], returncode=1,
                       stderr=b'pg_restore: error: role "app" does not exist')
-    with pytest.raises(Failure) as err, Loader(kit, custom_backup(tmp_path, "x.dump"),
-                                               container("c1")) as load:
+    with pytest.raises(Failure) as err, loader(kit, custom_backup(tmp_path, "x.dump")) as load:
         load("sum_db_dbguard_new")
     assert err.value.message == 'loading x.dump failed: pg_restore: error: role "app" does not ' \
                                 'exist'
@@ -385,7 +409,7 @@ def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transactio
     dump = tmp_path / "sum_db_20251215_124427.sql"
     dump.write_text("SELECT 1;\n")
     backup = CheckedBackup(dump, DumpFacts("plain", None, "15.1", "15.1"), True)
-    with Loader(kit, backup, container("c1")) as load:
+    with loader(kit, backup) as load:
         load("sum_db_dbguard_new")
     assert kit.runner.recorded == [compose_args(
         kit, "exec", "-T", "db", "psql", "-X", "-q", "-U", "sum_user",
