@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from .backups import list_backups
 from .dump_header import PLAIN_TRAILER, DumpFacts, read_dump_header

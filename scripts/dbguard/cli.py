@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import inspect
 import os
 import signal
 import sys
-import textwrap
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import EXIT_FAILED, EXIT_USAGE, Failure
 from .messages import colour
@@ -72,7 +72,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 def parser(doc: str, *, dry_run: bool = True, yes: bool = False) -> argparse.ArgumentParser:
     """The script's docstring is its --help: first line the summary, the rest the description."""
     summary, _, rest = doc.strip().partition("\n")
-    p = _ArgumentParser(description=summary, epilog=textwrap.dedent(rest).strip(),
+    p = _ArgumentParser(description=summary, epilog=inspect.cleandoc(rest),
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every docker command before it runs")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from .archive_walk import ArchiveWalk, BadArchive
 from .backups import backup_path

@@ -2,7 +2,7 @@
 `ERROR:` line and an exit code (cli.entrypoint); anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 

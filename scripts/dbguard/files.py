@@ -5,7 +5,6 @@ synced, sha256 checksums beside them, and a dated copy of a file before it is re
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import time
@@ -24,6 +23,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # here: OpenSSL's start-up is a few ms that most commands do not need
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -87,6 +88,8 @@ class StreamToFile:
         self.final = final
         self.partial = final.with_name(f".{final.name}.partial")
         self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        import hashlib
+
         self.digest = hashlib.sha256()
         self.walk = None  # what checks the stream's structure as it passes (archive_walk)
         self.size = 0

@@ -11,7 +11,7 @@ import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from .compose import Compose, Project, load_project, require_compose_files
 from .docker import (Container, ImageInfo, container_endpoint, inspect_image,

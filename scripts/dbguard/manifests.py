@@ -4,11 +4,10 @@ snapshot, and the differences between two. Reads only.
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import threading
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from .docker import helper_args
 from .errors import Failure
@@ -140,8 +139,10 @@ def parse_manifests(text: str) -> dict[str, Manifest]:
 def tar_manifest(path: Path, tool: str = "md5sum") -> Manifest:
     """The manifest of a snapshot, read from the archive itself (a short or damaged archive
     raises): what the volume must look like after the snapshot is put back."""
+    import hashlib  # here, like tarfile: slow to import, and only snapshots need them
+    import tarfile
+
     manifest: Manifest = {}
-    import tarfile  # here: slow to import, and only snapshots need it
 
     with tarfile.open(path, "r:") as archive:
         for member in archive:

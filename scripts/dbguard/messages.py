@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from .errors import Refusal
 

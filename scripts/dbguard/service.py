@@ -6,7 +6,7 @@ a volume.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from .docker import Container, container_state, list_containers
 from .errors import Failure, Refusal

@@ -8,7 +8,7 @@ import contextlib
 import subprocess
 import threading
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import Failure
 from .files import StreamToFile

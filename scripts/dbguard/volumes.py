@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from .compose import Project
 from .docker import (LABEL_PROJECT, LABEL_VOLUME, Container, ImageInfo, helper_args,

@@ -15,7 +15,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ..dumps import take_dump
 from ..errors import Failure
