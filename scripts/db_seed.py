@@ -3,9 +3,10 @@
 
 Loads DBGUARD_FIXTURE (default fixtures/dev_content.sql) when the database has no tables. On a
 database with tables it refuses (exit 3) unless FORCE=1 / --force; then it REPLACES the
-database, after asking [y/N] (without a terminal: refused unless --yes) and after a safety dump
-(unless DBGUARD_SAFETY_DUMP=0). Loading goes into a scratch database that is swapped in only
-when the whole fixture loaded, as db-restore does.
+database, after asking [y/N] (without a terminal: refused unless --yes). Loading goes into a
+scratch database that is swapped in only when the whole fixture loaded, as db-restore does;
+what it replaces is kept as the snapshot before_seed until the next seed, which drops it while
+its load runs (DBGUARD_SAFETY_DUMP=1 also dumps it to backups/ first).
 
 examples:
   make db-seed
@@ -30,7 +31,8 @@ from dbguard.service import require_running
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__, yes=True)
     ap.add_argument("--force", action="store_true",
-                    help="replace a database that already has tables (after a safety dump)")
+                    help="replace a database that already has tables (it is kept as the "
+                    "snapshot before_seed)")
     args = ap.parse_args(argv)
     kit = open_kit(args)
     container = require_running(kit)
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         info(f"loading {s.fixture} into {s.db_name!r}")
         if state.kept_old is not None:
             info(f"this drops the snapshot 'before_seed' ({human_size(state.kept_old)}), "
-                 "kept by the previous seed")
+                 "kept by the previous seed, while the load runs")
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK
