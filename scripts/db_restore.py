@@ -26,7 +26,8 @@ from pathlib import Path
 from dbguard.backup_check import CheckedBackup, check_backup, newest_good_backup
 from dbguard.cli import entrypoint, parser
 from dbguard.destructive.delete_backups import remove_unfinished
-from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
+from dbguard.destructive.replace_database import (kept_drop, preflight_replace,
+                                                  replace_with_backup)
 from dbguard.errors import EXIT_OK
 from dbguard.kit import Kit, kit_lock, open_kit
 from dbguard.loads import Loader
@@ -85,9 +86,8 @@ def restore(kit: Kit, args, backup: CheckedBackup, load: Loader) -> None:
     safety = s.safety_dump and before is not None
     if safety:
         detail(f"first:    a safety dump of it to {s.backup_dir} (DBGUARD_SAFETY_DUMP=1)")
-    if state.kept_old is not None:
-        detail(f"drops:    snapshot 'before_restore' ({human_size(state.kept_old)}), kept by "
-               "the previous restore, while the load runs")
+    if drop := kept_drop(state, "restore"):
+        detail(f"drops:    {drop}")
     if kit.runner.dry_run:
         info("dry run: nothing was changed")
         return

@@ -19,11 +19,12 @@ import sys
 from dbguard.backup_check import check_backup
 from dbguard.cli import entrypoint, parser
 from dbguard.destructive.delete_backups import remove_unfinished
-from dbguard.destructive.replace_database import preflight_replace, replace_with_backup
+from dbguard.destructive.replace_database import (kept_drop, preflight_replace,
+                                                  replace_with_backup)
 from dbguard.errors import EXIT_OK, Failure, Refusal
 from dbguard.kit import kit_lock, open_kit
 from dbguard.loads import Loader
-from dbguard.messages import confirm, human_size, info, success
+from dbguard.messages import confirm, info, success
 from dbguard.service import require_running
 
 
@@ -51,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                           "FORCE=1 replaces the database with the fixture (what it replaces "
                           "is kept as the snapshot before_seed); nothing was changed")
         info(f"loading {s.fixture} into {s.db_name!r}")
-        if state.kept_old is not None:
-            info(f"this drops the snapshot 'before_seed' ({human_size(state.kept_old)}), "
-                 "kept by the previous seed, while the load runs")
+        if drop := kept_drop(state, "seed"):
+            info(f"this drops the {drop}")
         if kit.runner.dry_run:
             info("dry run: nothing was changed")
             return EXIT_OK

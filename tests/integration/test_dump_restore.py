@@ -169,6 +169,9 @@ def test_bad_backups_are_refused_with_nothing_changed(running_kit):
         assert message in r.stderr.strip().splitlines()[-1], shown(r)
         assert r.stderr.strip().endswith("nothing was changed"), shown(r)
     assert kit.fingerprint() == before
+    # Three of them begin like archives, so each was copied into the container while it was
+    # checked; every refused one's copy is gone.
+    assert "dbguard-restore-" not in container_tmp(kit)
     assert sorted(p.name for p in (kit.root / "backups").iterdir()
                   if p.name != ".dbguard.lock") == files, "no safety dump was needed"
     assert databases(kit) == {"postgres", "sum_db"}
@@ -261,6 +264,8 @@ def test_restore_questions_and_settings(running_kit):
     kit.sql("CREATE TABLE from_before (x int)", dbname=KEPT)
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
     assert r.returncode == 0 and "drops:    snapshot 'before_restore'" in r.stderr, shown(r)
+    assert "kept by the previous restore; dropped as the load starts, even if the load then " \
+        "fails" in r.stderr, shown(r)
     assert kit.fingerprint(KEPT) == {"public.from_before": "0:"}
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)

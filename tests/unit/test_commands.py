@@ -620,7 +620,8 @@ def test_seed_asks_before_it_drops_the_database_a_previous_run_kept(kit, monkeyp
     monkeypatch.setattr(db_seed, "preflight_replace", lambda kit, kind: state)
     assert db_seed.main([]) == EXIT_REFUSED  # no terminal and no --yes: no is the answer
     err = capsys.readouterr().err
-    assert "this drops the snapshot 'before_seed' (8.0 MiB)" in err
+    assert "this drops the snapshot 'before_seed' (8.0 MiB), kept by the previous seed; " \
+        "dropped as the load starts, even if the load then fails" in err
     assert "no terminal to ask for confirmation" in err and replaced == []
     assert db_seed.main(["--yes"]) == 0 and len(replaced) == 1
     state = ReplaceState(tables={}, kept_old=None, closed=False)

@@ -22,7 +22,7 @@ from ..errors import Failure
 from ..kit import Kit
 from ..loads import Loader, report_tables
 from ..db_snapshots import comment, database_of
-from ..messages import detail, info, timing, warning
+from ..messages import detail, human_size, info, timing, warning
 from ..postgres import (connect, connection_failure, explain_connection_error,
                         maintenance_connection, sql_id, sql_literal, table_stats)
 from ..settings import Settings
@@ -51,6 +51,15 @@ class ReplaceState:
     tables: dict[str, int] | None   # the current database's tables; None: it does not exist
     kept_old: int | None            # size of what the previous run kept, if it is there
     closed: bool                    # the database refuses connections (an interrupted swap)
+
+
+def kept_drop(state: ReplaceState, kind: str) -> str | None:
+    """What the plan says of the snapshot the previous run kept, if it is there: it is dropped
+    once the question is answered, while the load runs, so it is gone even if the load fails."""
+    if state.kept_old is None:
+        return None
+    return (f"snapshot '{kept_snapshot(kind)}' ({human_size(state.kept_old)}), kept by the "
+            f"previous {kind}; dropped as the load starts, even if the load then fails")
 
 
 def preflight_replace(kit: Kit, kind: str) -> ReplaceState:
