@@ -1,6 +1,16 @@
 """Shared by both tiers: the scripts folder is importable as it is for the scripts."""
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def pytest_sessionstart(session):
+    """The anonymous volumes already on the machine, for tests/integration/conftest.py to find
+    any the tests leave (taken once, in the process that reports: never in an xdist worker)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from harness import anonymous_volumes
+        session.config.dbguard_anonymous_volumes = anonymous_volumes()

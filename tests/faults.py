@@ -6,7 +6,7 @@ usage: python tests/faults.py FAULT KIT_ROOT/scripts/SCRIPT.py [ARGS...]
 
 faults:
   fail-copy     the copying container exits 1 after copying (as a full disk would make it)
-  corrupt-copy  the copy is changed after it was made, so its verification finds a difference
+  corrupt-copy  the copy is changed after cp made it, so its verification finds a difference
 """
 from __future__ import annotations
 
@@ -17,19 +17,15 @@ from pathlib import Path
 
 def plant(fault: str) -> None:
     from dbguard.destructive import replace_volume
-    from dbguard.docker import helper_args
 
+    copy = "cp -a /from/. /to/\n"
+    assert copy in replace_volume.COPY_SCRIPT, "the faults no longer match the copy script"
     if fault == "fail-copy":
-        replace_volume.COPY_SCRIPT += "exit 1\n"
-    elif fault == "corrupt-copy":
-        copy = replace_volume.copy_volume
-
-        def copy_then_corrupt(kit, source, target):
-            copy(kit, source, target)
-            kit.runner(helper_args(kit.image.ref, [(target, "/to", False)],
-                                   "echo x >> /to/PG_VERSION"))
-
-        replace_volume.copy_volume = copy_then_corrupt
+        replace_volume.COPY_SCRIPT = replace_volume.COPY_SCRIPT.replace(
+            copy, "cp -a /from/. /to/ && false\n")
+    elif fault == "corrupt-copy":  # after the copy, before its manifest
+        replace_volume.COPY_SCRIPT = replace_volume.COPY_SCRIPT.replace(
+            copy, "cp -a /from/. /to/ && echo x >> /to/PG_VERSION\n")
     else:
         raise SystemExit(f"unknown fault {fault!r}")
 

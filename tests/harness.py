@@ -37,6 +37,15 @@ def volume_names() -> set[str]:
     return set(docker("volume", "ls", "-q").stdout.split())
 
 
+def anonymous_volumes() -> set[str]:
+    """Volumes Docker named itself: a container's VOLUME path that nothing was mounted on."""
+    try:
+        r = docker("volume", "ls", "-q", check=False)
+    except OSError:  # no docker client: the integration tier says so itself
+        return set()
+    return {v for v in r.stdout.split() if len(v) == 64 and set(v) <= set("0123456789abcdef")}
+
+
 _ports = iter(range(20000 + 2000 * int(WORKER[2:]), 22000 + 2000 * int(WORKER[2:]))
               if WORKER else range(20000, 32000))
 

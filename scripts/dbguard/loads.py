@@ -33,6 +33,7 @@ class Loader:
         self.staged: Path | None = None      # the file being copied in (not yet checked)
         self.inside = ""
         self.copy: subprocess.Popen | None = None
+        self.removal: subprocess.Popen | None = None  # of the copies, once the load is done
         self.copied = False
         self.copies = 0
 
@@ -98,6 +99,10 @@ class Loader:
                 result = self.kit.runner(
                     ["docker", "exec", self.container.id, "pg_restore", "-U", s.db_user,
                      "-d", dbname, "--exit-on-error", "-j", jobs, self.inside], check=False)
+            # The copy has served: it is removed while the databases are swapped.
+            self.removal = self.kit.runner.popen(self.removal_args(), stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL)
         if result.returncode != 0:
             raise load_failure(backup.path, result.stderr)
 
@@ -111,10 +116,14 @@ class Loader:
             return
         self.discard()
         self.copy = None
+        if self.removal is not None and self.removal.wait() == 0:
+            return  # started when the load ended
+        self.kit.runner(self.removal_args(), check=False)
+
+    def removal_args(self) -> list[str]:
         # Every copy of this run, and any that a killed run left (the kit's lock says no other
         # load of ours is running): one call.
-        self.kit.runner(["docker", "exec", self.container.id, "sh", "-c", CLEAN_LEFTOVERS],
-                        check=False)
+        return ["docker", "exec", self.container.id, "sh", "-c", CLEAN_LEFTOVERS]
 
 
 def load_failure(path: Path, stderr: bytes | None) -> Failure:

@@ -136,6 +136,14 @@ def parse_manifests(text: str) -> dict[str, Manifest]:
     return result
 
 
+def manifest_of(output: bytes, folder: str) -> Manifest:
+    """The manifest of `folder` in a MANIFEST_SCRIPT's output; an incomplete one is a Failure."""
+    try:
+        return parse_manifests(output.decode(errors="replace")).get(folder, {})
+    except ValueError as exc:
+        raise Failure(f"a volume's manifest is incomplete ({exc})", "Run again") from None
+
+
 def tar_manifest(path: Path, tool: str = "md5sum") -> Manifest:
     """The manifest of a snapshot, read from the archive itself (a short or damaged archive
     raises): what the volume must look like after the snapshot is put back."""
@@ -221,11 +229,7 @@ class ManifestJob:
             raise
         if code != 0:
             raise command_failure(self.argv, b"".join(self.err))
-        try:
-            return parse_manifests((self.first + b"".join(self.out)).decode(
-                errors="replace")).get("/m", {})
-        except ValueError as exc:
-            raise Failure(f"a volume's manifest is incomplete ({exc})", "Run again") from None
+        return manifest_of(self.first + b"".join(self.out), "/m")
 
     def kill(self) -> None:
         kill_tree(self.proc)

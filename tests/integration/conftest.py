@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import (KEY, Kit, build_test_image, copy_kit, docker,  # noqa: E402,F401
-                     remove_test_objects, shown, volume_names)
+from harness import (KEY, Kit, anonymous_volumes, build_test_image, copy_kit,  # noqa: E402,F401
+                     docker, remove_test_objects, shown, volume_names)
 
 REQUIRE = os.environ.get("DBGUARD_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
 # Counted where the reports arrive: in the one process, or in xdist's controller (workers send
@@ -39,6 +39,16 @@ def pytest_sessionfinish(session, exitstatus):
     if REQUIRE and _seen["integration"] and not _seen["passed"] and exitstatus == 0:
         print("\nERROR: the Docker tier is required but no integration test passed",
               file=sys.stderr)
+        session.exitstatus = 1
+    # A container removed without -v leaves its anonymous volumes on the machine: the tests
+    # must leave nothing behind, as they ask of the kit. (The count at the start is taken by
+    # tests/conftest.py, which is loaded before the session starts; this file is not.)
+    start = getattr(session.config, "dbguard_anonymous_volumes", None)
+    left = anonymous_volumes() - start if start is not None else set()
+    if REQUIRE and _seen["integration"] and left and exitstatus == 0:
+        print(f"\nERROR: the tests left {len(left)} anonymous volume(s): "
+              f"{', '.join(sorted(v[:12] for v in left))}; remove them with "
+              "`docker volume rm <name>`", file=sys.stderr)
         session.exitstatus = 1
 
 

@@ -223,7 +223,7 @@ def planted(image):
             assert time.monotonic() < deadline, docker("logs", cid, check=False).stderr
             time.sleep(0.5)
     finally:
-        docker("rm", "-f", cid)
+        docker("rm", "-f", "-v", cid)
     yield name
     kept = name in volume_names()
     docker("volume", "rm", name, check=False)

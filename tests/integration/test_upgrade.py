@@ -157,7 +157,7 @@ def test_refusals_change_nothing(make_kit, image, image17, token):
         assert r.returncode != 0 and f"{token}-foreign (not of project o{token}) is running " \
             f"on {old.volume}" in r.stderr, shown(r)
     finally:
-        docker("rm", "-f", f"{token}-foreign", check=False)
+        docker("rm", "-f", "-v", f"{token}-foreign", check=False)  # and its anonymous volume
     assert not [v for v in volume_names() if v.startswith(f"{old.volume}_pg")]
     active = next(v for v in info(old)["volumes"] if v["active"])
     assert active["pg_version"] == "15", "nothing was changed"

@@ -18,8 +18,9 @@ import pytest
 import db_down
 from dbguard.backup_check import CheckedBackup
 from dbguard.compose import Compose, Project
-from dbguard.destructive.replace_volume import (COPY_SCRIPT, EMPTY_SCRIPT, copy_volume,
-                                                ensure_volume, put_snapshot_back)
+from dbguard.destructive.replace_volume import (COPY_SCRIPT, EMPTY_SCRIPT, copy_verified,
+                                                copy_volume, ensure_volume,
+                                                put_snapshot_back)
 from dbguard.docker import Container, ImageInfo
 from dbguard.dump_header import DumpFacts
 from dbguard.dumps import take_dump
@@ -159,23 +160,57 @@ def test_a_dry_run_shows_compose_up_and_stop_and_runs_neither(kit, monkeypatch, 
     assert err.count("would run:") == 2 and " up -d db\n" in err and " stop db\n" in err
 
 
-def test_the_copy_container_mounts_the_source_read_only_and_runs_the_copy_script(kit):
-    copy_volume(kit, Volume("tradesite_sum_db_data", size=1 << 20), "sumplatform_sum_db_data")
-    assert kit.runner.recorded == [HELPER + [
-        "--mount", "type=volume,source=tradesite_sum_db_data,target=/from,readonly",
-        "--mount", "type=volume,source=sumplatform_sum_db_data,target=/to",
-        "postgres:15", "-c", COPY_SCRIPT, "dbguard"]]
-    # The script marks and empties the target before it copies, in that order.
-    marks, empties, copies = (COPY_SCRIPT.index(s) for s in
-                              ("touch /to/.dbguard-incomplete", "-exec rm -rf", "cp -a"))
-    assert marks < empties < copies
+COPY_ARGV = HELPER + [
+    "-i", "--mount", "type=volume,source=tradesite_sum_db_data,target=/from,readonly",
+    "--mount", "type=volume,source=sumplatform_sum_db_data,target=/to",
+    "postgres:15", "-c", COPY_SCRIPT, "dbguard", MANIFEST_SCRIPT]
+
+
+def test_the_copy_container_copies_read_only_then_hashes_the_copy_with_the_sources_hash(kit):
+    kit.runner.answer(COPY_ARGV, stdout=b"progress 512\nprogress 1024\nhash cksum 2\n== /to\n"
+                      b"regular file|600|999|999|3|1|./PG_VERSION\n-- sums\n"
+                      b"123 3 ./PG_VERSION\n-- links\n")
+    got = copy_volume(kit, Volume("tradesite_sum_db_data", size=1 << 20),
+                      "sumplatform_sum_db_data", lambda: "cksum")
+    assert kit.runner.recorded == [COPY_ARGV]
+    assert kit.runner.processes[0].stdin.kept == b"cksum\n", "the source's pick, on stdin"
+    assert got == {"./PG_VERSION": ("f", "600", "999", "999", 3, 1, "crc32:123:3")}, \
+        "progress lines are not part of the manifest"
+    # The script marks and empties the target before it copies, in that order, and hashes
+    # only a copy that cp finished.
+    marks, empties, copies, fails, hashes = (COPY_SCRIPT.index(s) for s in (
+        "touch /to/.dbguard-incomplete", "-exec rm -rf", "cp -a", '|| exit "$code"',
+        'exec /bin/sh -c "$1"'))
+    assert marks < empties < copies < fails < hashes
 
 
 def test_a_copy_container_that_fails_is_a_failure_naming_docker_run(kit):
     kit.runner.answer(HELPER, returncode=1, stderr=b"cp: write error: No space left on device")
     with pytest.raises(Failure) as err:
-        copy_volume(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data")
+        copy_volume(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data",
+                    lambda: "cksum")
     assert err.value.message == "`docker run` failed: cp: write error: No space left on device"
+
+
+def test_a_source_side_that_names_no_hash_is_the_error_and_the_copy_gets_no_line(kit):
+    source = HELPER + ["--mount", "type=volume,source=tradesite_sum_db_data,target=/m,readonly"]
+    kit.runner.answer(source, returncode=1, stderr=b"find: /m: Permission denied")
+    kit.runner.answer(HELPER, returncode=1)  # what the copy script does on an empty stdin
+    with pytest.raises(Failure) as err:
+        copy_verified(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data")
+    assert err.value.message == "`docker run` failed: find: /m: Permission denied", \
+        "the source's error, not the copy's silent exit"
+    copy = next(p for p in kit.runner.processes if p.args[:len(COPY_ARGV)] == COPY_ARGV)
+    assert copy.stdin.kept == b""
+
+
+def test_a_copys_manifest_with_a_file_but_no_hash_is_a_failure_not_equal(kit):
+    kit.runner.answer(COPY_ARGV, stdout=b"hash cksum 2\n== /to\n"
+                      b"regular file|600|999|999|3|1|./PG_VERSION\n-- sums\n-- links\n")
+    with pytest.raises(Failure) as err:
+        copy_volume(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data",
+                    lambda: "cksum")
+    assert err.value.message == "a volume's manifest is incomplete (no hash for ./PG_VERSION)"
 
 
 def snapshot_stream(tmp_path: Path) -> tuple[bytes, str]:
@@ -347,6 +382,7 @@ def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_contai
         assert kit.runner.recorded == [copy], "the copy starts before the checks"
         load.use(backup)
         load("sum_db_dbguard_new")
+        assert kit.runner.recorded[-1] == CLEAN, "the copy goes while the swap runs"
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
         copy, ["docker", "exec", "c1", "pg_restore", "-U", "sum_user", "-d",

@@ -8,13 +8,17 @@ also recreates a volume to give it Compose's labels (Docker cannot relabel one).
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..docker import LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME, helper_args
 from ..errors import Failure
 from ..kit import Kit
-from ..manifests import ManifestJob, manifest_differences, verify_snapshot_restore
+from ..manifests import (MANIFEST_SCRIPT, Manifest, ManifestJob, manifest_differences,
+                         manifest_of, verify_snapshot_restore)
 from ..messages import Progress, info, success, timing, warning
 from ..runner import command_failure, kill_tree
 from ..snapshots import snapshot_volume
@@ -24,20 +28,24 @@ from ..volumes import Volume
 # Marks the target (the mark and its folder entry reach the disk: only those two are synced,
 # not every dirty page of the machine), empties it (all but the marker: a crash from here on
 # leaves the mark), then copies with cp -a (owners, modes, links, timestamps). One process does
-# the copy, so its exit status is the copy's (no pipeline to hide a failed read). Prints the
-# KiB copied each second.
+# the copy, so its exit status is the copy's (no pipeline to hide a failed read). A reporter
+# beside it prints the KiB copied each second; it stops the moment cp does, not at its next
+# tick. Then, in the same container (no second one to start), the copy's manifest: $1 is
+# MANIFEST_SCRIPT, and the hash it uses arrives as one line on stdin, the one the source's side
+# picked while the copy ran.
 COPY_SCRIPT = r"""
 # copy
 set -u
 touch /to/.dbguard-incomplete && { sync /to/.dbguard-incomplete /to 2>/dev/null || sync; } || exit 1
 find /to -mindepth 1 -maxdepth 1 ! -name .dbguard-incomplete -exec rm -rf {} + || exit 1
-cp -a /from/. /to/ &
-pid=$!
-while kill -0 "$pid" 2>/dev/null; do
-  printf 'progress %s\n' "$(du -sk /to | cut -f1)"
-  sleep 1
-done
-wait "$pid"
+while :; do printf 'progress %s\n' "$(du -sk /to | cut -f1)"; sleep 1; done &
+cp -a /from/. /to/
+code=$?
+kill $! 2>/dev/null
+[ "$code" -eq 0 ] || exit "$code"
+read -r tool || exit 1
+case "$tool" in cksum|b2sum|sha1sum|md5sum|sha256sum) ;; *) exit 1 ;; esac
+exec /bin/sh -c "$1" manifest "$tool" all /to
 """
 
 # The same for putting a snapshot back: the tar archive arrives on stdin.
@@ -78,21 +86,30 @@ def ensure_volume(kit: Kit, volume: Volume) -> None:
     kit.runner(["docker", "volume", "create", *labels, volume.name], mutates=True)
 
 
-def copy_volume(kit: Kit, source: Volume, target: str) -> None:
-    """Marks and empties the target, copies the source into it with progress, and verifies
-    the copy file by file. The marker stays until the caller has verified and removes it."""
+def copy_volume(kit: Kit, source: Volume, target: str, hash_tool: Callable[[], str]
+                ) -> Manifest:
+    """Marks and empties the target, copies the source into it with progress, and returns the
+    copy's manifest, taken in the same container once cp is done, with the hash `hash_tool`
+    names (asked while the copy runs). The marker stays until the caller has compared and
+    removes it."""
     argv = helper_args(kit.image.ref, [(source.name, "/from", True), (target, "/to", False)],
-                       COPY_SCRIPT)
+                       COPY_SCRIPT, MANIFEST_SCRIPT, interactive=True)
     progress = Progress(f"copying {source.name}", source.size)
-    proc = kit.runner.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    proc = kit.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     errors: list[bytes] = []
     reader = drain(proc.stderr, errors)  # at once: a flood of errors must not block the copy
+    # Not joined: it may wait on the source's side for as long as that takes; the container
+    # waits for its line only after the copy, and an unanswered one ends it (stdin closes).
+    threading.Thread(target=name_hash, args=(proc, hash_tool), daemon=True).start()
+    manifest: list[bytes] = []
     try:
         for line in proc.stdout:
             parts = line.split()
             if len(parts) == 2 and parts[0] == b"progress" and parts[1].isdigit():
                 progress.update(int(parts[1]) * 1024)
+            else:
+                manifest.append(line)
     except BaseException:
         kill_tree(proc)
         raise
@@ -102,23 +119,37 @@ def copy_volume(kit: Kit, source: Volume, target: str) -> None:
         reader.join()
     if code != 0:
         raise command_failure(argv, b"".join(errors))
+    return manifest_of(b"".join(manifest), "/to")
+
+
+def name_hash(proc: subprocess.Popen, hash_tool: Callable[[], str]) -> None:
+    """Writes the hash the source's side chose to the copy container, then closes its stdin:
+    at once, with nothing written, if the source's side failed (copy_verified says why)."""
+    try:
+        proc.stdin.write(hash_tool().encode() + b"\n")
+    except (Failure, OSError):  # OSError: the container is gone already (the copy failed)
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 def copy_verified(kit: Kit, source: Volume, target: str) -> list[str]:
     """Copies `source` into `target` and compares the two file by file; returns the
     differences. The source's manifest is taken while the copy runs (its containers are
     stopped and it is mounted read-only, so nothing changes it), with the fastest hash the
-    image has and all cores but one; the target's after the copy, with every core."""
+    image has and all cores but one; the target's right after the copy, in the copying
+    container, with every core."""
     want = ManifestJob(kit, source.name, "pick", "spare")
     try:
-        with timing("copy"):
-            copy_volume(kit, source, target)
-        with timing("verify"):
-            got = ManifestJob(kit, target, want.hash_tool(), "all")
+        with timing("copy"):  # and the copy's manifest
             try:
-                expected, actual = want.result(), got.result()
-            finally:
-                got.kill()
+                actual = copy_volume(kit, source, target, want.hash_tool)
+            except Failure:
+                want.hash_tool()  # if the source's side failed first, its error explains
+                raise
+        with timing("verify"):  # what is left of the source's manifest
+            expected = want.result()
     finally:
         want.kill()
     if not expected:
