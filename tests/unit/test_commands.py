@@ -19,7 +19,7 @@ import db_down
 from dbguard.backup_check import CheckedBackup
 from dbguard.compose import Compose, Project
 from dbguard.destructive.replace_volume import (COPY_SCRIPT, EMPTY_SCRIPT, copy_verified,
-                                                copy_volume, ensure_volume,
+                                                copy_volume, ensure_volume, name_hash,
                                                 put_snapshot_back)
 from dbguard.docker import Container, ImageInfo
 from dbguard.dump_header import DumpFacts
@@ -192,16 +192,24 @@ def test_a_copy_container_that_fails_is_a_failure_naming_docker_run(kit):
     assert err.value.message == "`docker run` failed: cp: write error: No space left on device"
 
 
-def test_a_source_side_that_names_no_hash_is_the_error_and_the_copy_gets_no_line(kit):
+def test_a_source_side_that_names_no_hash_is_the_error_not_the_copys_silent_exit(kit):
     source = HELPER + ["--mount", "type=volume,source=tradesite_sum_db_data,target=/m,readonly"]
     kit.runner.answer(source, returncode=1, stderr=b"find: /m: Permission denied")
     kit.runner.answer(HELPER, returncode=1)  # what the copy script does on an empty stdin
     with pytest.raises(Failure) as err:
         copy_verified(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data")
-    assert err.value.message == "`docker run` failed: find: /m: Permission denied", \
-        "the source's error, not the copy's silent exit"
-    copy = next(p for p in kit.runner.processes if p.args[:len(COPY_ARGV)] == COPY_ARGV)
-    assert copy.stdin.kept == b""
+    assert err.value.message == "`docker run` failed: find: /m: Permission denied"
+
+
+def test_the_copy_container_gets_the_sources_hash_or_an_empty_stdin(kit):
+    def no_hash():
+        raise Failure("the manifest container did not name its hash", "Run again")
+
+    named, unnamed = FakeProcess([]), FakeProcess([])
+    name_hash(named, lambda: "b2sum")
+    name_hash(unnamed, no_hash)
+    assert named.stdin.kept == b"b2sum\n"
+    assert unnamed.stdin.kept == b"", "closed with nothing: the script exits, hashing nothing"
 
 
 def test_a_copys_manifest_with_a_file_but_no_hash_is_a_failure_not_equal(kit):

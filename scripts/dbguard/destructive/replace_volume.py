@@ -29,8 +29,9 @@ from ..volumes import Volume
 # not every dirty page of the machine), empties it (all but the marker: a crash from here on
 # leaves the mark), then copies with cp -a (owners, modes, links, timestamps). One process does
 # the copy, so its exit status is the copy's (no pipeline to hide a failed read). A reporter
-# beside it prints the KiB copied each second; it stops the moment cp does, not at its next
-# tick. Then, in the same container (no second one to start), the copy's manifest: $1 is
+# beside it prints the KiB copied each second; it is stopped (and waited for, so no line of it
+# can fall among the manifest's) the moment cp ends, not at its next tick. Then, in the same
+# container (no second one to start), the copy's manifest: $1 is
 # MANIFEST_SCRIPT, and the hash it uses arrives as one line on stdin, the one the source's side
 # picked while the copy ran.
 COPY_SCRIPT = r"""
@@ -41,7 +42,7 @@ find /to -mindepth 1 -maxdepth 1 ! -name .dbguard-incomplete -exec rm -rf {} + |
 while :; do printf 'progress %s\n' "$(du -sk /to | cut -f1)"; sleep 1; done &
 cp -a /from/. /to/
 code=$?
-kill $! 2>/dev/null
+kill $! 2>/dev/null; wait $! 2>/dev/null
 [ "$code" -eq 0 ] || exit "$code"
 read -r tool || exit 1
 case "$tool" in cksum|b2sum|sha1sum|md5sum|sha256sum) ;; *) exit 1 ;; esac
@@ -99,9 +100,10 @@ def copy_volume(kit: Kit, source: Volume, target: str, hash_tool: Callable[[], s
                             stderr=subprocess.PIPE)
     errors: list[bytes] = []
     reader = drain(proc.stderr, errors)  # at once: a flood of errors must not block the copy
-    # Not joined: it may wait on the source's side for as long as that takes; the container
-    # waits for its line only after the copy, and an unanswered one ends it (stdin closes).
-    threading.Thread(target=name_hash, args=(proc, hash_tool), daemon=True).start()
+    # Joined only after a copy that worked (which read its line, so it is done). After one that
+    # failed it may still wait on the source's side; an unanswered container ends anyway.
+    feeder = threading.Thread(target=name_hash, args=(proc, hash_tool), daemon=True)
+    feeder.start()
     manifest: list[bytes] = []
     try:
         for line in proc.stdout:
@@ -119,6 +121,7 @@ def copy_volume(kit: Kit, source: Volume, target: str, hash_tool: Callable[[], s
         reader.join()
     if code != 0:
         raise command_failure(argv, b"".join(errors))
+    feeder.join()
     return manifest_of(b"".join(manifest), "/to")
 
 
