@@ -45,7 +45,11 @@ fi
 rootfs=$(mktemp -d /tmp/dbguard-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
 echo "building $tag with debootstrap (about a minute)" >&2
-debootstrap --variant=minbase --include="postgresql-$major" "$suite" "$rootfs" "$mirror" >&2
+# busybox-static rides along on 15: the tests build a busybox-only image from it, to run the
+# kit's helper scripts under the shell that alpine-based postgres images have.
+extra=
+[ "$major" != 15 ] || extra=,busybox-static
+debootstrap --variant=minbase --include="postgresql-$major$extra" "$suite" "$rootfs" "$mirror" >&2
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
 rm -rf "$rootfs/var/lib/postgresql/$major" "$rootfs/etc/postgresql/$major"
 install -m 0755 "$here/entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
