@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Stop the database service. Volumes are never removed: the data stays where it is.
 
-Runs `compose stop` for the database service only (other services keep running); the
-container stays, and `make db-up` starts it again.
+Runs `compose stop` for the database service only (other services keep running), under the
+kit's lock; the container stays, and `make db-up` starts it again.
 
 examples:
   make db-down
@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import sys
 
+from dbguard.actions.up import down
 from dbguard.cli import entrypoint, parser
 from dbguard.errors import EXIT_OK
 from dbguard.kit import open_kit
-from dbguard.messages import success
 
 
 @entrypoint
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__).parse_args(argv)
-    kit = open_kit(args)
-    kit.compose("stop", kit.project.service, mutates=True)
-    if not kit.runner.dry_run:
-        success(f"{kit.project.service} stopped; volume {kit.project.volume} kept")
+    down(open_kit(args, command="db-down"))
     return EXIT_OK
 
 

@@ -12,5 +12,9 @@ def pytest_sessionstart(session):
     any the tests leave (taken once, in the process that reports: never in an xdist worker)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from harness import anonymous_volumes
+        from harness import anonymous_volumes, networks
         session.config.dbguard_anonymous_volumes = anonymous_volumes()
+        try:
+            session.config.dbguard_networks = networks()
+        except OSError:  # no docker client: the integration tier says so itself
+            session.config.dbguard_networks = None

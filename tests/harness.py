@@ -260,6 +260,21 @@ class Kit:
                       self.image, "-c", script).stdout
 
 
+PROJECT_FORMAT = '{{.ID}}\t{{.Name}}\t{{.Label "com.docker.compose.project"}}'
+
+
+def rows(*args: str) -> list[tuple[str, str, str]]:
+    """`docker ps` or `docker network ls` in PROJECT_FORMAT ({{.Names}} for containers)."""
+    args = tuple(a.replace("{{.Name}}", "{{.Names}}") if args[0] == "ps" else a for a in args)
+    out = docker(*args, check=False).stdout
+    return [tuple((line.split("\t") + ["", ""])[:3]) for line in out.splitlines() if line]
+
+
+def networks() -> set[str]:
+    """The networks on the machine, by id (Docker's own three included)."""
+    return set(docker("network", "ls", "-q", check=False).stdout.split())
+
+
 def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
                         volumes_before: set[str], attempts: int = 20) -> tuple[list[str], str]:
     """Removes the containers, networks and volumes a test made, retrying while the engine
@@ -268,14 +283,17 @@ def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
     Docker's last complaint."""
     why = ""
     for attempt in range(attempts):
-        for project in projects:
-            ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
-                         check=False).stdout.split()
-            if ids:
-                why = docker("rm", "-f", "-v", *ids, check=False).stderr or why
-            docker("network", "rm", f"{project}_default", check=False)
-        for extra in docker("ps", "-aq", "--filter", f"name={token}", check=False).stdout.split():
-            docker("rm", "-f", "-v", extra, check=False)
+        # Everything of the test's: by a project it named, or by the token in a name or a
+        # project (a kit renamed during the test leaves a project under its old folder name).
+        ids = [cid for cid, name, project in rows("ps", "-a", "--format", PROJECT_FORMAT)
+               if project in projects or token in name or token in project]
+        if ids:
+            why = docker("rm", "-f", "-v", *ids, check=False).stderr or why
+        networks = [nid for nid, name, project in rows("network", "ls", "--format",
+                                                        PROJECT_FORMAT)
+                    if project in projects or token in name or token in project]
+        if networks:  # by id: Compose can make two networks of one name
+            docker("network", "rm", *networks, check=False)
         doomed = sorted(v for v in volume_names() - volumes_before
                         if token in v or v in fixed_names)
         if not doomed:

@@ -16,10 +16,10 @@ from .kit import Kit
 from .messages import warning
 
 
-def check_archive_reads(kit: Kit, path: Path) -> None:
+def check_archive_reads(kit: Kit, container: str, path: Path) -> None:
     with open(path, "rb") as handle:
-        result = kit.runner(kit.compose.args("exec", "-T", kit.project.service, "pg_restore",
-                                          "-f", "/dev/null"), stdin_file=handle, check=False)
+        result = kit.runner(["docker", "exec", "-i", container, "pg_restore", "-f", "/dev/null"],
+                            stdin_file=handle, check=False, reads=True)
     if result.returncode != 0:
         last = (result.stderr or b"").decode(errors="replace").strip().splitlines()
         raise Refusal(f"{path.name} does not read back as a whole archive "
@@ -34,11 +34,21 @@ class CheckedBackup:
     checksum: bool | None  # True: matched its .sha256; None: had none (read whole instead)
 
 
-def check_backup(kit: Kit, path: Path, server_major: int | None) -> CheckedBackup:
-    """Everything that must hold before a file is restored; Refusal (exit 3) otherwise."""
+_checked: dict[tuple, CheckedBackup] = {}
+
+
+def check_backup(kit: Kit, container: str, path: Path, server_major: int | None
+                 ) -> CheckedBackup:
+    """Everything that must hold before a file is restored; Refusal (exit 3) otherwise. A file
+    checked once in this run is not read again while its size, time and checksum file are the
+    same (the plan is made again after the question)."""
     if not path.is_file():
         raise UsageError(f"no such backup file: {path}",
                          "`make db-backups` lists the backups; pass one with FILE=")
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, read_checksum(path), server_major)
+    if key in _checked:
+        return _checked[key]
     facts = read_dump_header(path)
     expected = read_checksum(path)
     if expected == "":
@@ -61,11 +71,12 @@ def check_backup(kit: Kit, path: Path, server_major: int | None) -> CheckedBacku
                               "truncated", "Pick another backup (`make db-backups`); nothing "
                               "was changed")
     elif expected is None:
-        check_archive_reads(kit, path)
-    return CheckedBackup(path, facts, None if expected is None else True)
+        check_archive_reads(kit, container, path)
+    _checked[key] = CheckedBackup(path, facts, None if expected is None else True)
+    return _checked[key]
 
 
-def newest_good_backup(kit: Kit, server_major: int | None,
+def newest_good_backup(kit: Kit, container: str, server_major: int | None,
                        before_check: Callable[[Path], None] | None = None) -> CheckedBackup:
     """The newest backup of the configured database that passes every check. Safety dumps are
     left out: restoring one by default would undo the restore that took it. `before_check` is
@@ -77,11 +88,11 @@ def newest_good_backup(kit: Kit, server_major: int | None,
         if before_check:
             before_check(backup.path)
         try:
-            return check_backup(kit, backup.path, server_major)
+            return check_backup(kit, container, backup.path, server_major)
         except Refusal as exc:
             warning(f"skipping {backup.path.name}: {exc.message}")
             skipped.append(backup.path.name)
     where = kit.settings.backup_dir
-    raise Refusal(f"no backup in {where} passes verification"
+    raise Refusal(f"no backup of {kit.db!r} in {where} passes verification"
                   + (f" ({len(skipped)} skipped)" if skipped else ""),
                   "Take one with `make db-dump`, or pass a file with FILE=; nothing was changed")

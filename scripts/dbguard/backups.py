@@ -14,26 +14,9 @@ from pathlib import Path
 from .errors import Failure
 from .files import private_dir, read_checksum, sha256_file
 from .messages import human_age, human_size
+from .names import (BACKUP_RE, FORMAT_EXT, SAFETY_TAGS, SNAPSHOT_FILE_RE, UPGRADE_DUMP_RE,
+                    VOLUME_SNAPSHOTS, UPGRADE_DUMPS, file_stem)
 from .settings import Settings
-
-FORMAT_EXT = {"custom": "dump", "plain": "sql"}
-# <db>_<YYYYmmdd_HHMMSS>[_<tag>].<dump|sql>, the database name percent-encoded (file_stem).
-BACKUP_RE = re.compile(r"^(?P<db>[A-Za-z0-9_.~%-]+?)_(?P<stamp>\d{8}_\d{6})"
-                       r"(?:_(?P<tag>[a-z][a-z0-9-]*))?\.(?P<ext>dump|sql)$")
-# A volume snapshot under <backups>/volumes/: <volume>_<YYYYmmdd_HHMMSS>.tar
-SNAPSHOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*_\d{8}_\d{6}\.tar$")
-# Tags of the dumps the kit takes before it replaces a database: safety copies, never what
-# db-restore picks by itself.
-SAFETY_TAGS = ("pre-restore", "pre-seed")
-
-
-def file_stem(db: str) -> str:
-    """A database name as a file name: any character PostgreSQL allows (a '/', a quote, a
-    space, a letter outside ASCII) is percent-encoded, so the file stays inside the backup
-    folder and its name reads back to the same database. A leading '.' too (no hidden file)."""
-    stem = urllib.parse.quote(db, safe="")
-    return "%2E" + stem[1:] if stem.startswith(".") else stem
-
 
 @dataclass(frozen=True)
 class Backup:
@@ -78,10 +61,11 @@ def list_backups(settings: Settings) -> list[Backup]:
     return sorted(found, key=lambda b: (b.taken, b.path.name), reverse=True)
 
 
-def backup_summary(settings: Settings) -> dict:
-    backups = list_backups(settings)
+def backup_summary(settings: Settings, db: str) -> dict:
+    """The newest regular dump of `db` (safety dumps are not what the user keeps)."""
+    backups = [b for b in list_backups(settings) if b.db == db and not b.safety]
     newest = backups[0] if backups else None
-    return {"dir": str(settings.backup_dir), "count": len(backups),
+    return {"dir": str(settings.backup_dir), "count": len(backups), "database": db,
             "max_age_days": settings.backup_max_age_days,
             "newest": None if newest is None else {
                 "file": str(newest.path), "taken": newest.taken.isoformat(),
@@ -92,7 +76,8 @@ def backup_summary(settings: Settings) -> dict:
 def render_backup_summary(summary: dict) -> list[str]:
     newest = summary["newest"]
     if newest is None:
-        return [f"  no dumps in {summary['dir']} (`make db-dump` takes one)"]
+        return [f"  no dumps of {summary['database']!r} in {summary['dir']} (`make db-dump` "
+                "takes one)"]
     ok = {True: "checksum ok", False: "CHECKSUM MISMATCH", None: "no checksum"}
     return [f"  newest: {newest['file']} ({human_age(newest['age_seconds'])}, "
             f"{human_size(newest['size_bytes'])}, {newest['format']}, "
@@ -126,10 +111,14 @@ def is_kit_partial(path: Path, pattern: re.Pattern) -> bool:
 
 
 def unfinished_files(settings: Settings) -> tuple[list[Path], list[Path]]:
-    """The kit's unfinished dumps in the backup folder, and unfinished snapshots in volumes/."""
-    folder, volumes = settings.backup_dir, settings.backup_dir / "volumes"
+    """The kit's unfinished dumps in the backup folder and db-upgrade's cluster dumps in
+    upgrades/, and unfinished snapshots in volumes/."""
+    folder = settings.backup_dir
+    volumes, upgrades = folder / VOLUME_SNAPSHOTS, folder / UPGRADE_DUMPS
     dumps = sorted(p for p in folder.glob(".*.partial") if is_kit_partial(p, BACKUP_RE)) \
         if folder.is_dir() else []
-    snaps = sorted(p for p in volumes.glob(".*.partial") if is_kit_partial(p, SNAPSHOT_RE)) \
-        if volumes.is_dir() else []
+    dumps += sorted(p for p in upgrades.glob(".*.partial")
+                    if is_kit_partial(p, UPGRADE_DUMP_RE)) if upgrades.is_dir() else []
+    snaps = sorted(p for p in volumes.glob(".*.partial")
+                   if is_kit_partial(p, SNAPSHOT_FILE_RE)) if volumes.is_dir() else []
     return dumps, snaps

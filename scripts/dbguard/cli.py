@@ -20,12 +20,12 @@ from .errors import EXIT_FAILED, EXIT_USAGE, Failure
 from .messages import colour
 from .settings import KIT_ROOT
 
-DEPENDENCIES = ("dotenv", "psycopg")
+DEPENDENCIES = ("dotenv",)
 
 
 def use_kit_venv() -> None:
-    """Looks the dependencies up without importing them (psycopg alone takes 100+ ms), and
-    re-executes the script under .venv when they are missing here."""
+    """Looks the dependency up without importing it, and re-executes the script under .venv
+    when it is missing here."""
     if all(importlib.util.find_spec(name) for name in DEPENDENCIES):
         return
     venv = Path(os.environ.get("DBGUARD_VENV") or KIT_ROOT / ".venv")
@@ -33,8 +33,8 @@ def use_kit_venv() -> None:
     if python.exists() and not os.environ.get("DBGUARD_REEXEC"):  # (the variable: once)
         os.environ["DBGUARD_REEXEC"] = "1"
         os.execv(str(python), [str(python), *sys.argv])
-    print("ERROR: python-dotenv and psycopg are not installed for this Python. Run any make "
-          "target once (e.g. `make db-info`): it creates .venv with them", file=sys.stderr)
+    print("ERROR: python-dotenv is not installed for this Python. Run any make target once "
+          "(e.g. `make db-info`): it creates .venv with it", file=sys.stderr)
     sys.exit(EXIT_FAILED)
 
 
@@ -69,7 +69,8 @@ class _ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def parser(doc: str, *, dry_run: bool = True, yes: bool = False) -> argparse.ArgumentParser:
+def parser(doc: str, *, dry_run: bool = True, yes: bool = False, db: bool = False
+           ) -> argparse.ArgumentParser:
     """The script's docstring is its --help: first line the summary, the rest the description."""
     summary, _, rest = doc.strip().partition("\n")
     p = _ArgumentParser(description=summary, epilog=inspect.cleandoc(rest),
@@ -82,4 +83,8 @@ def parser(doc: str, *, dry_run: bool = True, yes: bool = False) -> argparse.Arg
     if yes:
         p.add_argument("-y", "--yes", action="store_true",
                        help="answer yes to the confirmation question (needed without a terminal)")
+    if db:
+        p.add_argument("--db", metavar="NAME",
+                       help="the database (default: DJANGO_DB_NAME, else the service's "
+                            "POSTGRES_DB, else its POSTGRES_USER, else postgres)")
     return p

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -27,13 +28,15 @@ class Project:
     directory: Path
     service: str
     image: str
-    volume_key: str             # the key under `volumes:` in the compose file
-    volume: str                 # the active volume's full name
+    volume_key: str             # the key under `volumes:` in the compose file ("" for a folder)
+    volume: str                 # the active volume's full name, or the folder's absolute path
     external: bool
     mount_target: str
     service_pgdata: str | None  # PGDATA set in the service's environment, if any
     builds: bool = False        # the service has `build:` (db-up builds a missing image)
     container_name: str | None = None  # a fixed `container_name:` of the service
+    folder: bool = False        # the data is in a host folder (a bind mount), not a volume
+    command: tuple = ()         # the service's command, for a throwaway server of its image
     # The service's environment as Compose resolved it (env_file included): POSTGRES_DB,
     # POSTGRES_USER and POSTGRES_PASSWORD are read from here. Holds a password: never shown.
     environment: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -41,6 +44,22 @@ class Project:
     @property
     def locked(self) -> bool:
         return self.name_source != "directory"
+
+    @property
+    def store_label(self) -> str:
+        """How the active volume or folder is named to people: a folder relative to the
+        project's folder when it is inside it."""
+        return store_label(self.volume, self.folder, self.directory)
+
+
+def store_label(name: str, folder: bool, directory: Path) -> str:
+    if not folder:
+        return name
+    path = Path(name)
+    try:
+        return "./" + path.relative_to(directory).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def require_compose_files(settings: Settings) -> None:
@@ -76,7 +95,8 @@ class Compose:
         commands = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
         for flavor in order:
             try:
-                result = runner([*commands[flavor], "version", "--short"], check=False)
+                result = runner([*commands[flavor], "version", "--short"], check=False,
+                                reads=True)
             except Failure:
                 continue
             if result.returncode == 0 and result.stdout.strip():
@@ -95,10 +115,6 @@ class Compose:
     def v2(self) -> bool:
         return not self.version.startswith("1.")
 
-    @property
-    def flavor(self) -> str:
-        return "v2" if self.v2 else "v1"
-
     def args(self, *rest: str) -> list[str]:
         """Compose finds its files and reads the project's .env itself, as it does for plain
         `docker compose` in the project's folder; only files named by COMPOSE_FILE in the kit's
@@ -112,8 +128,9 @@ class Compose:
             argv += ["-p", self.project_name]
         return argv + list(rest)
 
-    def __call__(self, *rest: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-        result = self.runner(self.args(*rest), check=False, **kwargs)
+    def __call__(self, *rest: str, check: bool = True, reads: bool = False,
+                 **kwargs) -> subprocess.CompletedProcess:
+        result = self.runner(self.args(*rest), check=False, reads=reads, **kwargs)
         if check and result.returncode != 0:  # named by its subcommand, not its options
             raise command_failure([*self.command, rest[0]], result.stderr)
         return result
@@ -121,9 +138,9 @@ class Compose:
     def config(self) -> tuple[dict, str | None]:
         """The resolved compose model in v2's JSON shape, and the project name v2 resolved."""
         if self.v2:
-            data = json.loads(self("config", "--format", "json").stdout)
+            data = json.loads(self("config", "--format", "json", reads=True).stdout)
             return data, data.get("name")
-        return v1_model(parse_yaml(self("config").stdout.decode())), None
+        return v1_model(parse_yaml(self("config", reads=True).stdout.decode())), None
 
 
 def load_project(compose: Compose) -> Project:
@@ -182,7 +199,7 @@ def postgres_evidence(service: dict) -> int:
             + any(k.startswith("POSTGRES_") for k in _service_env(service)))
 
 
-def project_from_model(model: dict, name: str, source: str, directory: Path,
+def project_from_model(model: dict, name: str, source_of_name: str, directory: Path,
                        wanted_service: str | None, v2: bool = True) -> Project:
     """Finds the database service, its data mount and its volume in a compose model."""
     services: dict = model.get("services") or {}
@@ -222,24 +239,39 @@ def project_from_model(model: dict, name: str, source: str, directory: Path,
                          "`rm -v` or `down -v` deletes",
                          "Give it a named volume, as the kit's docker-compose.yml does")
     mount = mounts[0]
-    if mount.get("type") != "volume" or not mount.get("source"):
-        kind = "a bind mount" if mount.get("type") == "bind" else "an anonymous volume"
-        raise UsageError(f"{where} keeps its data in {kind} ({mount.get('source') or 'unnamed'}"
-                         f" at {mount.get('target')}), not a named volume",
-                         "dbguard guards named volumes; declare one under `volumes:` as the "
-                         "kit's docker-compose.yml does")
+    kind = mount.get("type")
+    if kind not in ("volume", "bind") or not mount.get("source"):
+        raise UsageError(f"{where} keeps its data in an anonymous volume (at "
+                         f"{mount.get('target')}), which `docker compose down -v` and `docker "
+                         "volume prune` delete and a new container does not reuse",
+                         "Give it a named volume (or a folder), as the kit's "
+                         "docker-compose.yml does")
     # A service that only builds gets Compose's name for the image it builds.
     image = str(service.get("image") or "") or (f"{name}-{service_name}" if v2 else
                                                 f"{name}_{service_name}")
     if image.startswith("-"):  # it would reach docker as an option
         raise UsageError(f"{where} names the image {image!r}, which starts with '-'",
                          "Fix the image name in the compose file (or DB_IMAGE in .env)")
+    command = service.get("command") or ()
+    if isinstance(command, str):
+        command = tuple(command.split())
+    if kind == "bind":
+        source = Path(str(mount["source"]))
+        folder = source if source.is_absolute() else (directory / source)
+        return Project(name=name, name_source=source_of_name, directory=directory,
+                       service=service_name, image=image, volume_key="",
+                       volume=os.path.normpath(str(folder)), external=True,
+                       mount_target=mount["target"], service_pgdata=pgdata, environment=env,
+                       builds=bool(service.get("build")),
+                       container_name=service.get("container_name") or None, folder=True,
+                       command=tuple(str(c) for c in command))
     key = mount["source"]
     spec = (model.get("volumes") or {}).get(key) or {}
     external = bool(spec.get("external"))
     volume = spec.get("name") or (key if external else f"{name}_{key}")
-    return Project(name=name, name_source=source, directory=directory, service=service_name,
-                   image=image, volume_key=key, volume=volume,
+    return Project(name=name, name_source=source_of_name, directory=directory,
+                   service=service_name, image=image, volume_key=key, volume=volume,
                    external=external, mount_target=mount["target"], service_pgdata=pgdata,
                    environment=env, builds=bool(service.get("build")),
-                   container_name=service.get("container_name") or None)
+                   container_name=service.get("container_name") or None,
+                   command=tuple(str(c) for c in command))

@@ -9,8 +9,10 @@ import os
 from dataclasses import dataclass
 
 from .compose import Project
-from .docker import LABEL_PROJECT, ImageInfo
+from .docker import ImageInfo
+from .journal import Entry
 from .messages import human_age, human_size
+from .names import LABEL_PROJECT, scratch_database, trash_database
 from .settings import Settings
 from .volumes import Volume, effective_pgdata, pgdata_in_volume
 
@@ -34,7 +36,7 @@ def old_project_of(volume: Volume, project: Project) -> str | None:
 
 
 def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
-             allow_new_volume_hint: bool = True, upgrade: tuple[str, str] | None = None
+             allow_new_volume_hint: bool = True, unsettled: list[Entry] = ()
              ) -> tuple[list[Problem], list[str]]:
     """The verdict: problems (each with a stable code and the commands that fix it) and notes.
     Pure: it reads only what the inspection found."""
@@ -83,21 +85,7 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
                 [f"mount {project.volume_key!r} at {pgdata} or a folder above it, or set PGDATA"
                  " under the mount"], blocking=True))
 
-    if upgrade and upgrade[0] == active.name:
-        problems.append(Problem(
-            "UPGRADE_INCOMPLETE",
-            f"an upgrade of {active.name} to another PostgreSQL major was interrupted; the old "
-            f"cluster is intact in {upgrade[1]}",
-            ["make db-upgrade   (starts over from that copy and finishes)",
-             "or put the old cluster back: make db-upgrade UNDO=1"], blocking=True))
-
-    if active.incomplete:
-        problems.append(Problem(
-            "INCOMPLETE_COPY",
-            f"the active volume {active.name} holds an unfinished copy (an interrupted "
-            "db-migrate-volume); its contents cannot be trusted",
-            ["make db-migrate-volume   (runs the copy again from the source)",
-             "or put its snapshot back: make db-migrate-volume UNDO=1"], blocking=True))
+    problems += unsettled_problems(active, unsettled)
 
     if active.has_cluster and image.pg_major and active.pg_major and \
             active.pg_major != image.pg_major:
@@ -150,16 +138,42 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
         if v.has_cluster and v.system_id and v.system_id == active.system_id:
             notes.append(f"{v.name} holds a copy of the active cluster (same system "
                          f"identifier); once you no longer need it: docker volume rm {v.name}")
-    if active.exists and LABEL_PROJECT not in active.labels:
+    if active.exists and not active.folder and LABEL_PROJECT not in active.labels:
         notes.append(f"{active.name} was not created by Docker Compose (no labels); Compose "
                      "warns about it but uses it")
-    elif active.exists and active.project_label != project.name:
+    elif active.exists and not active.folder and active.project_label != project.name:
         notes.append(f"{active.name} carries the label of project {active.project_label!r}; "
                      "Compose warns about it but uses it")
     if not image.present:
         notes.append(f"the image {image.ref} is not present locally, so the volumes' contents "
                      "were not read (db-up pulls it)")
     return problems, notes
+
+
+def unsettled_problems(active: Volume, unsettled: list[Entry]) -> list[Problem]:
+    """What the journal says is unfinished on the active volume or folder, and the unfinished
+    copy its mark says it holds: each blocks db-up, with the commands that finish or reverse
+    it."""
+    problems = []
+    mine = [e for e in unsettled if e.target.get("name") == active.name]
+    for e in mine:
+        finish, reverse = e.finish_and_reverse()
+        code = "UPGRADE_INCOMPLETE" if e.command == "db-upgrade" else \
+            "INCOMPLETE_COPY" if active.incomplete else "INTERRUPTED_OPERATION"
+        kept = f"; the old cluster is intact in {e.copy.get('volume')}" \
+            if e.command == "db-upgrade" else ""
+        problems.append(Problem(code, f"{e.describe()}{kept}; nothing may start on "
+                                      f"{active.label} until it is finished or reversed",
+                                [f"{finish}   (finishes it)", f"or {reverse}   (reverses it)"],
+                                blocking=True))
+    if active.incomplete and not mine:
+        problems.append(Problem(
+            "INCOMPLETE_COPY",
+            f"the active {active.kind} {active.label} holds an unfinished copy (its mark "
+            "says so; this kit's journal has no record of it: another checkout's kit, or an "
+            "older version of the kit, made it); its contents cannot be trusted",
+            ["make db-migrate-volume FROM=<the source>   (copies again)"], blocking=True))
+    return problems
 
 
 def in_container(project: Project, pg_path: str) -> str:
@@ -212,25 +226,30 @@ def backup_problems(settings: Settings, summary: dict, active: Volume) -> list[P
     return []
 
 
-def database_findings(settings: Settings, database: dict) -> tuple[list[Problem], list[str]]:
-    """What the live server's summary (postgres.database_summary) says beyond the volumes."""
+def database_findings(db: str, database: dict, unsettled: list[Entry]
+                      ) -> tuple[list[Problem], list[str]]:
+    """What the live server's summary (catalog.summary) says beyond the volumes, read with the
+    journal: an interrupted change inside the server is named as what it was."""
     if not database.get("reachable"):
         return [], []
     problems, notes = [], []
-    if database.get("closed"):
+    inside = [e for e in unsettled if e.target.get("kind") == "database"]
+    for e in inside:
+        problems.append(Problem(
+            "INTERRUPTED_OPERATION", f"{e.describe()}: the data is as before or as asked (each "
+            "change inside the server is one transaction), but a database may be closed to "
+            "connections or a half-made copy left",
+            ["make db-up   (settles it: reopens, drops the half-made copy, as the journal "
+             "records)"]))
+    named = {e.facts.get("db") or e.target.get("name") for e in inside}
+    if database.get("closed") and db not in named:
         problems.append(Problem(
             "DATABASE_CLOSED",
-            f"database {settings.db_name!r} refuses connections (datallowconn is off): a "
-            "restore or seed was interrupted during its swap, and the application gets \"not "
-            "currently accepting connections\"",
-            ["make db-up   (reopens it; the data in it is as it was)"]))
-    base = settings.db_name.encode()[:48].decode(errors="ignore")
+            f"database {db!r} refuses connections (datallowconn is off), and no dbguard "
+            "command in the journal closed it: someone closed it by hand",
+            [f"make db-shell, then: ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS true;"]))
     for d in database.get("databases", []):
-        if d["name"] == f"{base}_dbguard_old":
-            notes.append(f"database {d['name']!r} ({human_size(d['size_bytes'])}) is one an "
-                         "earlier version of the kit kept after a restore or seed; drop it "
-                         "once you no longer need it")
-        if d["name"] == f"{base}_dbguard_new":
-            notes.append(f"database {d['name']!r} is the scratch database of an interrupted "
-                         "restore or seed; the next one removes it")
+        if d["name"] in (scratch_database(db), trash_database(db)) and db not in named:
+            notes.append(f"database {d['name']!r} is named like the kit's half-made copies, "
+                         "but the journal records no unfinished command that made it")
     return problems, notes

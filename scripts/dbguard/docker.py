@@ -1,5 +1,6 @@
 """Docker objects as the kit sees them: images (which PostgreSQL major, which PGDATA), containers
-(who uses which volume), and the throwaway helper container every volume operation runs in.
+(who uses which volume or folder), and the throwaway helper container every volume operation
+runs in.
 """
 from __future__ import annotations
 
@@ -8,17 +9,8 @@ import re
 from dataclasses import dataclass
 from collections.abc import Sequence
 
+from .names import (LABEL_HELPER, LABEL_OWNER, LABEL_PROJECT, LABEL_SERVICE, LABEL_WORKDIR)
 from .runner import DAEMON_DOWN, Runner, daemon_failure
-
-# Labels that Docker Compose puts on the volumes it creates; the best evidence of where a volume
-# came from. Volumes made by hand or by copy tools usually carry none.
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_VOLUME = "com.docker.compose.volume"
-LABEL_VERSION = "com.docker.compose.version"
-LABEL_SERVICE = "com.docker.compose.service"
-LABEL_WORKDIR = "com.docker.compose.project.working_dir"
-# Put on every throwaway container the kit starts, so a leftover one can be found.
-LABEL_HELPER = "dbguard.helper"
 
 
 @dataclass(frozen=True)
@@ -27,6 +19,9 @@ class ImageInfo:
     present: bool
     pg_major: int | None
     pgdata: str | None
+    volumes: tuple[str, ...] = ()   # the image's VOLUME paths
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
 
 
 def pg_major_from_tag(ref: str) -> int | None:
@@ -36,17 +31,20 @@ def pg_major_from_tag(ref: str) -> int | None:
 
 
 def inspect_image(runner: Runner, ref: str) -> ImageInfo:
-    result = runner(["docker", "image", "inspect", "--format", "{{json .Config.Env}}", ref],
-                    check=False)
+    result = runner(["docker", "image", "inspect", "--format", "{{json .Config}}", ref],
+                    check=False, reads=True)
     if result.returncode != 0:
         text = result.stderr.decode(errors="replace")
         if any(s in text for s in DAEMON_DOWN):
             raise daemon_failure()
         return ImageInfo(ref, False, pg_major_from_tag(ref), None)
-    env = dict(e.split("=", 1) for e in json.loads(result.stdout or b"[]") or [] if "=" in e)
+    config = json.loads(result.stdout or b"{}") or {}
+    env = dict(e.split("=", 1) for e in config.get("Env") or [] if "=" in e)
     major = env.get("PG_MAJOR", "")
     major_num = int(major.split(".")[0]) if re.match(r"^\d+", major) else pg_major_from_tag(ref)
-    return ImageInfo(ref, True, major_num, env.get("PGDATA"))
+    return ImageInfo(ref, True, major_num, env.get("PGDATA"),
+                     tuple(sorted(config.get("Volumes") or {})),
+                     tuple(config.get("Entrypoint") or ()), tuple(config.get("Cmd") or ()))
 
 
 @dataclass(frozen=True)
@@ -58,62 +56,71 @@ class Container:
     ports: str
     project: str
     service: str
-    volumes: list[str]
+    volumes: list[str]      # the named volumes and host folders it mounts (full paths)
     working_dir: str = ""
-    helper: bool = False  # a throwaway container of the kit's (left over if it was killed)
+    helper: bool = False    # a throwaway container of the kit's (left over if it was killed)
+    owner: str = ""         # the project a helper worked for
 
 
 def list_containers(runner: Runner) -> list[Container]:
     fmt = "\t".join(["{{.ID}}", "{{.Names}}", "{{.State}}", "{{.Status}}", "{{.Ports}}",
                      f'{{{{.Label "{LABEL_PROJECT}"}}}}', f'{{{{.Label "{LABEL_SERVICE}"}}}}',
                      f'{{{{.Label "{LABEL_WORKDIR}"}}}}', f'{{{{.Label "{LABEL_HELPER}"}}}}',
-                     "{{.Mounts}}"])
-    out = runner(["docker", "ps", "-a", "--no-trunc", "--format", fmt]).stdout.decode()
+                     f'{{{{.Label "{LABEL_OWNER}"}}}}', "{{.Mounts}}"])
+    out = runner(["docker", "ps", "-a", "--no-trunc", "--format", fmt], reads=True)
     containers = []
-    for line in out.splitlines():
+    for line in out.stdout.decode().splitlines():
         parts = line.split("\t")
-        if len(parts) != 10:
+        if len(parts) != 11:
             continue
-        cid, name, state, status, ports, proj, svc, workdir, helper, mounts = parts
+        cid, name, state, status, ports, proj, svc, workdir, helper, owner, mounts = parts
         containers.append(Container(cid, name, state, status, ports, proj, svc,
-                                    [m for m in mounts.split(",") if m], workdir, helper == "1"))
+                                    [m for m in mounts.split(",") if m], workdir,
+                                    helper == "1", owner))
     return containers
 
 
 def container_state(runner: Runner, cid: str) -> dict:
-    out = runner(["docker", "inspect", "--format", "{{json .State}}", cid]).stdout
+    out = runner(["docker", "inspect", "--format", "{{json .State}}", cid], reads=True).stdout
     return json.loads(out)
 
 
-def container_endpoint(runner: Runner, cid: str, port: int = 5432) -> tuple[str, int] | None:
-    """Where the host reaches the server in a running container: its published port for
-    `port` (on 127.0.0.1 when published on every interface), else the container's own address
-    on its first network (reachable from a Linux host). None when it has neither."""
-    out = runner(["docker", "inspect", "--format", "{{json .NetworkSettings}}", cid]).stdout
-    net = json.loads(out or b"{}") or {}
-    for binding in (net.get("Ports") or {}).get(f"{port}/tcp") or []:
+def published_port(runner: Runner, cid: str, port: int = 5432) -> tuple[str, int] | None:
+    """Where the host reaches the server in a running container, for the application: its
+    published port for `port` (on 127.0.0.1 when published on every interface). None when it
+    publishes none (the kit itself never needs one: it works inside the container)."""
+    out = runner(["docker", "inspect", "--format", "{{json .NetworkSettings.Ports}}", cid],
+                 reads=True, check=False).stdout
+    ports = json.loads(out or b"{}") or {}
+    for binding in ports.get(f"{port}/tcp") or []:
         host_port = str(binding.get("HostPort") or "")
         if host_port.isdigit():
             host = binding.get("HostIp") or ""
             return ("127.0.0.1" if host in ("", "0.0.0.0", "::") else host), int(host_port)
-    for network in sorted((net.get("Networks") or {}).items()):
-        address = (network[1] or {}).get("IPAddress")
-        if address:
-            return address, port
     return None
 
 
-def helper_args(image: str, mounts: Sequence[tuple[str, str, bool]], script: str,
-                *script_args: str, interactive: bool = False) -> list[str]:
+Mount = tuple[str, str, str, bool]  # (kind: volume or bind, source, target, read-only)
+
+
+def mount_option(mount: Mount) -> str:
+    kind, source, target, readonly = mount
+    return f"type={kind},source={source},target={target}" + (",readonly" if readonly else "")
+
+
+def helper_args(image: str, mounts: Sequence[Mount], script: str, *script_args: str,
+                interactive: bool = False, owner: str = "") -> list[str]:
     """A throwaway container of the db image: no network, nothing pulled, read-only root, run
     as root so it can read the 0700 data directory. Only constant scripts run in it; volume
-    names reach it as mount options, never as shell text."""
+    names and folders reach it as mount options, never as shell text. `owner`: the project it
+    works for, so a later run of that project (and only of that one) removes it if left."""
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-            "--tmpfs", "/tmp", "--user", "0:0", "--label", f"{LABEL_HELPER}=1",
-            "--entrypoint", "/bin/sh"]
+            "--tmpfs", "/tmp", "--user", "0:0", "--label", f"{LABEL_HELPER}=1"]
+    if owner:
+        argv += ["--label", f"{LABEL_OWNER}={owner}"]
+    argv += ["--entrypoint", "/bin/sh"]
     if interactive:
         argv.append("-i")
-    for volume, target, readonly in mounts:
-        argv += ["--mount", f"type=volume,source={volume},target={target}"
-                 + (",readonly" if readonly else "")]
+    for mount in mounts:
+        argv += ["--mount", mount_option(mount)]
     return argv + [image, "-c", script, "dbguard", *script_args]

@@ -15,15 +15,17 @@ from .errors import Failure
 from .files import StreamToFile
 from .kit import Kit
 from .messages import human_size, info, timing, warning
+from .server import Server
 from .streams import streamed_file
 
 
-def dump_command(kit: Kit, fmt: str, dbname: str, *extra: str) -> list[str]:
+def dump_command(server: Server, fmt: str, dbname: str, *extra: str) -> list[str]:
     """pg_dump runs inside the db container over its local socket, which the image trusts: no
-    password on any command line. -T because a TTY would mangle a binary dump."""
-    s = kit.settings
-    return kit.compose.args("exec", "-T", kit.project.service, "pg_dump", "-U", s.db_user,
-                            "-d", dbname, "--format", "c" if fmt == "custom" else "p", *extra)
+    password on any command line (and `docker exec` without -t: a TTY would mangle a binary
+    dump)."""
+    options, _ = server.exec_options(reads=True)
+    return ["docker", "exec", *options, server.container, "pg_dump", "-U", server.user,
+            "-d", dbname, "--format", "c" if fmt == "custom" else "p", *extra]
 
 
 def compression(kit: Kit) -> str:
@@ -43,42 +45,43 @@ def compression(kit: Kit) -> str:
     return chosen
 
 
-def take_dump(kit: Kit, fmt: str, tag: str | None = None, dbname: str | None = None,
-              extra: Sequence[str] = ()) -> Path:
+def take_dump(kit: Kit, server: Server, fmt: str, tag: str | None = None,
+              dbname: str | None = None, extra: Sequence[str] = ()) -> Path:
     """pg_dump to a verified, checksummed, owner-only file under the backup folder. A custom
     dump is compressed as `compression` says; a pg_dump built without zstd gets zlib."""
     if fmt == "custom" and not any(a.startswith("-Z") for a in extra):
         level = compression(kit)
         try:
-            return _take_dump(kit, fmt, tag, dbname, ("-Z", level, *extra))
+            return _take_dump(kit, server, fmt, tag, dbname, ("-Z", level, *extra))
         except Failure as exc:
             if "does not support compression" not in exc.message or \
                     kit.settings.dump_compression != "auto":
                 raise
             warning(f"this pg_dump cannot compress with {level}; using zlib level 1")
-            return _take_dump(kit, fmt, tag, dbname, ("-Z", "1", *extra))
-    return _take_dump(kit, fmt, tag, dbname, extra)
+            return _take_dump(kit, server, fmt, tag, dbname, ("-Z", "1", *extra))
+    return _take_dump(kit, server, fmt, tag, dbname, extra)
 
 
-def _take_dump(kit: Kit, fmt: str, tag: str | None, dbname: str | None,
+def _take_dump(kit: Kit, server: Server, fmt: str, tag: str | None, dbname: str | None,
                extra: Sequence[str]) -> Path:
-    dbname = dbname or kit.settings.db_name
+    dbname = dbname or kit.db
     final = backup_path(kit.settings, fmt, tag, dbname)
     started = time.monotonic()
     # Custom: the archive's structure is walked as it streams past (every block of every table
     # the table of contents names, to the last byte), so a short or damaged dump fails.
     # Plain: pg_dump's completion trailer, written last.
     walk = ArchiveWalk() if fmt == "custom" else None
-    with timing("dump"), streamed_file(kit.runner, dump_command(kit, fmt, dbname, *extra),
-                                       final, f"dumping {dbname}", walk=walk) as out:
-        verify_fresh_dump(kit, out, fmt)
+    _, env = server.exec_options(reads=True)
+    with timing("dump"), streamed_file(kit.runner, dump_command(server, fmt, dbname, *extra),
+                                       final, f"dumping {dbname}", walk=walk, env=env) as out:
+        verify_fresh_dump(kit, server, out, fmt)
     size = final.stat().st_size
     info(f"wrote {final} ({human_size(size)}, {time.monotonic() - started:.1f}s, "
          f"sha256 in {final.name}.sha256)")
     return final
 
 
-def verify_fresh_dump(kit: Kit, out: StreamToFile, fmt: str) -> None:
+def verify_fresh_dump(kit: Kit, server: Server, out: StreamToFile, fmt: str) -> None:
     if fmt == "plain":
         if PLAIN_TRAILER not in out.tail:
             raise Failure("the dump has no completion trailer (pg_dump stopped early)",
@@ -92,9 +95,8 @@ def verify_fresh_dump(kit: Kit, out: StreamToFile, fmt: str) -> None:
     if not out.walk.supported:
         # An archive version newer than the walk knows: pg_restore reads the file whole.
         with open(out.partial, "rb") as handle:
-            result = kit.runner(kit.compose.args(
-                "exec", "-T", kit.project.service, "pg_restore", "-f", "/dev/null"),
-                stdin_file=handle, check=False)
+            result = kit.runner(["docker", "exec", "-i", server.container, "pg_restore", "-f",
+                                 "/dev/null"], stdin_file=handle, check=False, reads=True)
         if result.returncode != 0:
             last = (result.stderr or b"").decode(errors="replace").strip().splitlines()
             raise Failure(f"the dump does not read back whole ({last[-1] if last else ''})",

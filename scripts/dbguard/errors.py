@@ -32,3 +32,13 @@ class UsageError(Failure):
     """The command line or the configuration is wrong, exit 2."""
 
     code = EXIT_USAGE
+
+
+def refusal(doing: str, reasons: Sequence[str], next_step: str = "Nothing was changed"
+            ) -> Refusal:
+    """Every reason to refuse, in one format: one reason is said in the ERROR line itself;
+    several are listed above it, one per line."""
+    if len(reasons) == 1:
+        return Refusal(f"refusing to {doing}: {reasons[0]}", next_step)
+    return Refusal(f"refusing to {doing}, for the {len(reasons)} reasons above", next_step,
+                   [f"Refusing to {doing}:"] + [f"  - {r}" for r in reasons])

@@ -135,6 +135,27 @@ class StreamToFile:
             self.partial.unlink()
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replaces a file (a user's compose file, say) so that a crash leaves either the old one
+    or the new one, never half of either: written beside it, synced, renamed over it, with
+    the old file's mode."""
+    tmp = path.with_name(f".{path.name}.dbguard-tmp")
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
 def keep_copy(path: Path, folder: Path) -> Path:
     """Copies `path` into `folder` (owner-only) under a dated name, before it is replaced."""
     kept = private_dir(folder) / f"{path.stem}_{time.strftime('%Y%m%d_%H%M%S')}{path.suffix}"

@@ -5,17 +5,19 @@ the first error in one transaction for plain SQL; and the before/after table rep
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from .backup_check import CheckedBackup
-from .docker import Container
 from .errors import Failure
 from .kit import Kit
 from .messages import timing
+from .names import restore_copy
 from .runner import command_failure, kill_tree
+from .server import Server
 
-CLEAN_LEFTOVERS = "rm -f /tmp/dbguard-restore-*.dump"
+COPIES_RE = re.compile(r"^dbguard-restore-(?P<pid>\d+)-\d+\.dump$")
 
 
 class Loader:
@@ -24,11 +26,10 @@ class Loader:
     the file is named (`stage`), so it runs while the file is checked, the server read and the
     question asked, and `close` removes it whatever happened. Plain SQL goes to psql through
     stdin, stopping at the first error, in one transaction. Use it as a context manager, under
-    the kit's lock (its clean-up removes every copy of ours in the container); under --dry-run
-    it copies nothing."""
+    the kit's lock; in a dry run it copies nothing."""
 
-    def __init__(self, kit: Kit, container: Container):
-        self.kit, self.container = kit, container
+    def __init__(self, kit: Kit, server: Server):
+        self.kit, self.server, self.cid = kit, server, server.container
         self.backup: CheckedBackup | None = None
         self.staged: Path | None = None      # the file being copied in (not yet checked)
         self.inside = ""
@@ -38,10 +39,24 @@ class Loader:
         self.copies = 0
 
     def __enter__(self) -> Loader:
+        if not self.kit.runner.dry_run:
+            self.clear_leftovers()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def clear_leftovers(self) -> None:
+        """Copies that killed runs left in the container (their process is gone)."""
+        from .actions.recovery import pid_alive
+
+        listing = self.kit.runner(["docker", "exec", self.cid, "ls", "/tmp"],
+                                  check=False, reads=True).stdout.decode(errors="replace")
+        stale = [f"/tmp/{n}" for n in listing.split()
+                 if (m := COPIES_RE.match(n)) and not pid_alive(int(m["pid"]))]
+        if stale:
+            self.kit.runner(["docker", "exec", self.cid, "rm", "-f", *stale],
+                            check=False)
 
     def stage(self, path: Path) -> None:
         """Starts copying `path` into the container if it looks like a custom archive (the
@@ -58,7 +73,7 @@ class Loader:
         self.copies += 1
         # A name per copy: a stopped copy's last bytes can never land in the next one.
         self.staged, self.copied = path, False
-        self.inside = f"/tmp/dbguard-restore-{os.getpid()}-{self.copies}.dump"
+        self.inside = restore_copy(os.getpid(), self.copies)
         self.copy = self.kit.runner.popen(self.copy_args(), stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -69,7 +84,7 @@ class Loader:
             self.stage(backup.path)
 
     def copy_args(self) -> list[str]:
-        return ["docker", "cp", str(self.staged), f"{self.container.id}:{self.inside}"]
+        return ["docker", "cp", str(self.staged), f"{self.cid}:{self.inside}"]
 
     def ready(self) -> None:
         """Waits for the copy into the container; a failed copy is an error before anything
@@ -84,21 +99,22 @@ class Loader:
 
     def __call__(self, dbname: str) -> None:
         s, backup = self.kit.settings, self.backup
+        app, env = self.server.exec_options(reads=False)
         if backup.facts.format == "plain":
             with open(backup.path, "rb") as handle:
-                result = self.kit.runner(self.kit.compose.args(
-                    "exec", "-T", self.kit.project.service, "psql", "-X", "-q", "-U",
-                    s.db_user, "-d", dbname, "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                    "-f", "-"), stdin_file=handle, stdout=subprocess.DEVNULL, check=False)
+                result = self.kit.runner(
+                    ["docker", "exec", "-i", *app, self.cid, "psql", "-X", "-q",
+                     "-U", s.db_user, "-d", dbname, "-v", "ON_ERROR_STOP=1",
+                     "--single-transaction", "-f", "-"], stdin_file=handle,
+                    stdout=subprocess.DEVNULL, check=False, env=env)
         else:
             self.ready()
             jobs = str(max(1, min(4, os.cpu_count() or 1)))
-            # `docker exec` on the container already found: Compose's own start-up would add
-            # a few tenths of a second (a second and more with Compose v1) for the same call.
             with timing("pg_restore"):
                 result = self.kit.runner(
-                    ["docker", "exec", self.container.id, "pg_restore", "-U", s.db_user,
-                     "-d", dbname, "--exit-on-error", "-j", jobs, self.inside], check=False)
+                    ["docker", "exec", *app, self.cid, "pg_restore", "-U", s.db_user,
+                     "-d", dbname, "--exit-on-error", "-j", jobs, self.inside], check=False,
+                    env=env)
             # The copy has served: it is removed while the databases are swapped.
             self.removal = self.kit.runner.popen(self.removal_args(), stdin=subprocess.DEVNULL,
                                                  stdout=subprocess.DEVNULL,
@@ -121,9 +137,9 @@ class Loader:
         self.kit.runner(self.removal_args(), check=False)
 
     def removal_args(self) -> list[str]:
-        # Every copy of this run, and any that a killed run left (the kit's lock says no other
-        # load of ours is running): one call.
-        return ["docker", "exec", self.container.id, "sh", "-c", CLEAN_LEFTOVERS]
+        # Every copy of this run (a stopped copy may still be landing): one call.
+        return ["docker", "exec", self.cid, "sh", "-c",
+                f"rm -f /tmp/dbguard-restore-{os.getpid()}-*.dump"]
 
 
 def load_failure(path: Path, stderr: bytes | None) -> Failure:

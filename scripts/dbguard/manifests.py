@@ -14,7 +14,8 @@ from .errors import Failure
 from .kit import Kit
 from .runner import command_failure, kill_tree
 from .streams import drain
-from .volumes import INCOMPLETE_MARKER
+from .names import INCOMPLETE_MARKER
+from .volumes import Volume
 
 # Prints a manifest of each folder given: one line per entry (type|mode|uid|gid|size|mtime|path),
 # then `<hash>  path` per regular file, then `path|target` per symlink. The kit's own marker is
@@ -195,10 +196,10 @@ class ManifestJob:
     (the copy it will check). `tool` is the hash it uses (`pick`: the fastest the image has;
     `hash_tool()` says which once the container has chosen)."""
 
-    def __init__(self, kit: Kit, volume: str, tool: str = "md5sum", jobs: str = "all"):
-        self.argv = helper_args(kit.image.ref, [(volume, "/m", True)], MANIFEST_SCRIPT, tool,
-                                jobs, "/m")
-        self.proc = kit.runner.popen(self.argv, stdin=subprocess.DEVNULL,
+    def __init__(self, kit: Kit, volume: Volume, tool: str = "md5sum", jobs: str = "all"):
+        self.argv = helper_args(kit.image.ref, [volume.mount("/m", True)], MANIFEST_SCRIPT,
+                                tool, jobs, "/m", owner=kit.project.name)
+        self.proc = kit.runner.popen(self.argv, reads=True, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.first, self.out, self.err = b"", [], []
         self.chosen = threading.Event()
@@ -235,7 +236,8 @@ class ManifestJob:
         kill_tree(self.proc)
 
 
-def volume_manifests(kit: Kit, volumes: Sequence[str], tool: str = "md5sum") -> list[Manifest]:
+def volume_manifests(kit: Kit, volumes: Sequence[Volume], tool: str = "md5sum"
+                     ) -> list[Manifest]:
     """One container per volume, all at once: hashing is the slow part of verification, and
     both sides of a copy hash in parallel."""
     jobs = [ManifestJob(kit, v, tool, "all" if len(volumes) == 1 else "1") for v in volumes]
@@ -247,6 +249,6 @@ def volume_manifests(kit: Kit, volumes: Sequence[str], tool: str = "md5sum") -> 
         raise
 
 
-def verify_snapshot_restore(kit: Kit, snapshot: Path, target: str) -> list[str]:
+def verify_snapshot_restore(kit: Kit, snapshot: Path, target: Volume) -> list[str]:
     (got,) = volume_manifests(kit, [target])
     return manifest_differences(tar_manifest(snapshot), got)

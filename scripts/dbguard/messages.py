@@ -48,6 +48,17 @@ def detail(text: str = "") -> None:
     print(f"  {text}" if text else "", file=sys.stderr, flush=True)
 
 
+def plan_lines(lines: Sequence[tuple[str, str]]) -> list[str]:
+    """A plan as people read it: `label:` padded, then what happens to what."""
+    return [f"{label + ':':<9} {text}" for label, text in lines]
+
+
+def show_plan(lines: Sequence[tuple[str, str]], title: str = "Plan") -> None:
+    headline(title)
+    for line in plan_lines(lines):
+        detail(line)
+
+
 def confirm(question: str, *, assume_yes: bool) -> None:
     """Asks a [y/N] question; returns on yes, raises Refusal on anything else.
 

@@ -1,6 +1,8 @@
 """Running docker and docker compose: argument lists only, never a shell. Every subprocess of the
-kit goes through a Runner, which shows commands with -v, holds back the ones that change
-something under --dry-run, and turns a missing program or an unreachable daemon into one error.
+kit goes through a Runner, which shows commands with -v, turns a missing program or an
+unreachable daemon into one error, and enforces the dry run: a call that is not marked as
+reading only (`reads=True`) is a change, and a change in a dry run is refused as the bug it is.
+Throwaway containers count as changes unless their caller marks them read-only.
 """
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ DAEMON_DOWN = ("Cannot connect to the Docker daemon", "error during connect",
                "connection refused")
 
 
+class DryRunViolation(AssertionError):
+    """A call that changes something reached the runner during a dry run. Never expected: it
+    is a bug of the kit, so it keeps its traceback (and changed nothing)."""
+
+
 def daemon_failure() -> Failure:
     where = (os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT")
              or "the default socket")
@@ -28,18 +35,18 @@ def daemon_failure() -> Failure:
 
 
 def shown_argument(arg: str) -> str:
-    """A shell script passed to a helper container is shown by its name, which its first line
-    gives as a comment (`# copy`), not as dozens of lines."""
+    """A script passed to a helper container or to psql is shown by its name, which its first
+    line gives as a comment (`# copy`, `-- swap`), not as dozens of lines."""
     if "\n" not in arg:
         return arg
     first = arg.lstrip("\n").split("\n", 1)[0]
-    name = first[2:].strip() if first.startswith("# ") else "script"
-    return f"<{name} script>"
+    name = first[2:].strip() if first.startswith(("# ", "--")) else "script"
+    return f"<{name.lstrip('- ')} script>"
 
 
 class Runner:
-    """Runs argument lists (never a shell). -v prints each command; --dry-run prints the ones
-    that would change something instead of running them, and runs the read-only ones."""
+    """Runs argument lists (never a shell). -v prints each command; in a dry run only calls
+    marked `reads=True` run, and any other call raises DryRunViolation."""
 
     def __init__(self, cwd: Path, verbose: bool = False, dry_run: bool = False):
         self.cwd, self.verbose, self.dry_run = cwd, verbose, dry_run
@@ -49,25 +56,32 @@ class Runner:
         print(f"{prefix} {shlex.join(shown_argument(a) for a in args)}", file=sys.stderr,
               flush=True)
 
-    def __call__(self, args: Sequence[str], *, mutates: bool = False, check: bool = True,
-                 stdin_file=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    def guard(self, args: Sequence[str], reads: bool) -> None:
+        if self.dry_run and not reads:
+            raise DryRunViolation(f"a changing call in a dry run: {shlex.join(args)}")
+
+    def __call__(self, args: Sequence[str], *, reads: bool = False, check: bool = True,
+                 stdin_file=None, input: bytes | None = None, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, env: dict | None = None
                  ) -> subprocess.CompletedProcess:
         args = list(args)
-        if mutates and self.dry_run:
-            self.show(args, "would run:")
-            return subprocess.CompletedProcess(args, 0, b"", b"")
+        self.guard(args, reads)
         if self.verbose:
             self.show(args)
         self.calls += 1
-        stdin = stdin_file if stdin_file is not None else subprocess.DEVNULL
-        result = self.execute(args, stdin, stdout, stderr)
+        if input is not None:
+            stdin = subprocess.PIPE
+        else:
+            stdin = stdin_file if stdin_file is not None else subprocess.DEVNULL
+        result = self.execute(args, stdin, stdout, stderr, input, env)
         if check and result.returncode != 0:
             raise command_failure(args, result.stderr)
         return result
 
-    def popen(self, args: Sequence[str], **kwargs) -> subprocess.Popen:
+    def popen(self, args: Sequence[str], *, reads: bool = False, **kwargs) -> subprocess.Popen:
         """For streams (dumps, copies); the caller owns the process."""
         args = list(args)
+        self.guard(args, reads)
         if self.verbose:
             self.show(args)
         self.calls += 1
@@ -76,10 +90,12 @@ class Runner:
 
     # The two places a process is really started (a test runner replaces just these).
 
-    def execute(self, args: list[str], stdin, stdout, stderr) -> subprocess.CompletedProcess:
-        proc = self.spawn(args, cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr)
+    def execute(self, args: list[str], stdin, stdout, stderr, input: bytes | None = None,
+                env: dict | None = None) -> subprocess.CompletedProcess:
+        proc = self.spawn(args, cwd=self.cwd, stdin=stdin, stdout=stdout, stderr=stderr,
+                          **({"env": env} if env is not None else {}))
         try:
-            out, err = proc.communicate()
+            out, err = proc.communicate(input)
         except BaseException:  # Ctrl-C, or a signal turned into one: nothing of ours goes on
             kill_tree(proc)
             raise

@@ -1,7 +1,6 @@
 """The database service's life: start it (`compose up -d`) and wait until it is healthy, stop the
-containers that use a volume, clear away helper containers a killed run left, and insist that
-the service is running before a command talks to it. Stops and starts containers; never touches
-a volume.
+containers that use a volume, and clear away helper containers a killed run of this project
+left. Stops and starts containers; never touches a volume.
 """
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ from collections.abc import Iterable
 
 from .docker import Container, container_state, list_containers
 from .errors import Failure, Refusal
-from .kit import Kit
 from .messages import info
-from .volumes import Volume
+from .kit import Kit
 
 # A container in one of these states may write to its volumes.
 RUNNING_STATES = ("running", "restarting", "paused")
@@ -20,7 +18,7 @@ RUNNING_STATES = ("running", "restarting", "paused")
 
 def service_logs(kit: Kit, lines: int = 20) -> list[str]:
     result = kit.compose("logs", "--no-color", "--tail", str(lines), kit.project.service,
-                         check=False)
+                         check=False, reads=True)
     text = (result.stdout or b"").decode(errors="replace")
     return ["  | " + line for line in text.rstrip().splitlines()[-lines:]]
 
@@ -45,20 +43,19 @@ def start_service(kit: Kit, free_name: bool = False) -> None:
         info(f"removing the stopped container {holder.name} of project "
              f"{holder.project or '(none)'}: it holds the container name the service needs "
              "(its volumes are kept)")
-        kit.runner(["docker", "rm", holder.id], mutates=True)
+        kit.runner(["docker", "rm", holder.id])
     elif holder:
         raise Refusal(f"the container name {holder.name!r} that service "
                       f"{kit.project.service!r} sets (container_name) is taken by a "
                       f"{holder.state} container of project {holder.project or '(none)'}",
                       f"Remove it with `docker rm {holder.name}` (its volumes stay), or stop "
                       "it first if it still runs, and run again; nothing was started")
-    result = kit.compose("up", "-d", kit.project.service, mutates=True, stdout=None,
-                         stderr=None, check=False)
+    result = kit.compose("up", "-d", kit.project.service, stdout=None, stderr=None,
+                         check=False)
     if result.returncode != 0:
         raise Failure(f"`{' '.join(kit.compose.command)} up` failed (its output is above)",
                       "Fix what it says and run again; `make db-info` shows the state")
-    if not kit.runner.dry_run:
-        wait_healthy(kit, kit.settings.up_timeout)
+    wait_healthy(kit, kit.settings.up_timeout)
 
 
 def wait_healthy(kit: Kit, timeout: int) -> Container:
@@ -82,7 +79,7 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
         # with depends_on: service_healthy); without one, pg_isready over TCP.
         if health is None and state.get("Status") == "running":
             probe = kit.runner(["docker", "exec", container.id, "pg_isready", "-h", "127.0.0.1",
-                             "-p", "5432", "-q"], check=False)
+                                "-p", "5432", "-q"], check=False, reads=True)
             if probe.returncode == 0:
                 return container
         if state.get("Status") in ("exited", "dead") or state.get("Restarting"):
@@ -99,30 +96,29 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
         time.sleep(0.5)
 
 
-def remove_leftover_helpers(kit: Kit, volumes: Iterable[Volume]) -> None:
-    """A killed dbguard command can leave its throwaway container running (docker keeps a
-    container going when its client dies). The kit's lock says no command of ours is running,
-    so such a container must not keep writing while the volume is worked on again. Callers
-    act on `Volume.users` from here on, which never counts helpers."""
-    leftovers = {c.id: c for v in volumes for c in v.used_by if c.helper}
+def leftover_helpers(kit: Kit) -> list[Container]:
+    """Throwaway containers a killed run of this project's kit left (docker keeps a container
+    going when its client dies). Under the kit's lock no command of ours is running, so each
+    is a leftover; other projects' are not ours to touch."""
+    return [c for c in list_containers(kit.runner)
+            if c.helper and c.owner == kit.project.name]
+
+
+def remove_leftover_helpers(kit: Kit, also: Iterable[Container] = ()) -> None:
+    """Removes them (and helpers without an owner, from older versions of the kit, that use one
+    of the volumes in `also`), so none keeps writing while a volume is worked on again."""
+    leftovers = {c.id: c for c in [*leftover_helpers(kit), *(c for c in also if c.helper)]}
     if leftovers:
         info("removing leftover dbguard helper containers of an interrupted run: "
              + ", ".join(c.name for c in leftovers.values()))
-        # -v: the anonymous volume Docker gives the image's VOLUME path goes with it (named
+        # -v: the anonymous volumes Docker gives the image's VOLUME paths go with them (named
         # volumes never do).
-        kit.runner(["docker", "rm", "-f", "-v", *leftovers], mutates=True)
+        kit.runner(["docker", "rm", "-f", "-v", *leftovers])
 
 
 def stop_containers(kit: Kit, containers: list[Container]) -> None:
     running = [c for c in containers if c.state in RUNNING_STATES]
     if running:
         info("stopping " + ", ".join(c.name for c in running))
-        kit.runner(["docker", "stop", *[c.id for c in running]], mutates=True)
+        kit.runner(["docker", "stop", *[c.id for c in running]])
 
-
-def require_running(kit: Kit) -> Container:
-    container = kit.service_container()
-    if container is None or container.state != "running":
-        raise Failure(f"the {kit.project.service!r} service is not running",
-                      "Start it with `make db-up` and run again")
-    return container

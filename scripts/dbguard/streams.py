@@ -25,18 +25,19 @@ def drain(stream, into: list[bytes]) -> threading.Thread:
 
 @contextlib.contextmanager
 def streamed_file(runner: Runner, argv: list[str], final: Path, label: str, *,
-                  mode: int = 0o600, checksum: bool = True,
-                  walk=None) -> Iterator[StreamToFile]:
+                  mode: int = 0o600, checksum: bool = True, walk=None,
+                  env: dict | None = None) -> Iterator[StreamToFile]:
     """Runs argv and streams its stdout into `final`'s partial file. The with-block gets the
     written (not yet committed) file once the command succeeded, to check it; raising there
     discards it, and leaving the block commits it (fsync, checksum, rename). With `walk`,
     every byte is also fed to it as it arrives (see archive_walk), for the block to check."""
     procs: list[subprocess.Popen] = []
     out = None
+    runner.guard(argv, reads=False)  # it writes a file: never in a dry run
     try:
         out = StreamToFile(final, mode)
-        proc = runner.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+        proc = runner.popen(argv, reads=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **({"env": env} if env else {}))
         procs.append(proc)
         errors: list[bytes] = []
         threads = [drain(proc.stderr, errors)]

@@ -1,34 +1,35 @@
-"""db-upgrade's pieces that change nothing of the user's (or only build the new cluster): which
-image reads the old cluster, the upgrade's state file, the postgres 18 mount change as text,
-the old server in a throwaway container, the cluster dump taken with the new major's
-pg_dumpall, loading it into the new server, and the facts compared before and after.
+"""db-upgrade's pieces that change nothing of the user's: which image reads the old cluster, the
+postgres 18 mount change as text, the throwaway servers (the old cluster's, read from the
+volume that keeps it; the new major's, loading into the active volume), the cluster dump taken
+with the new major's pg_dumpall, loading it, and the facts compared before and after.
 
-The old cluster is read through a socket in a volume shared by two throwaway containers: the
-old server (OLD_IMAGE, no network, socket only) and pg_dumpall of the new image. Local socket
-connections are trusted by the postgres image, so no password is needed anywhere.
+Both servers run in throwaway containers with no network at all, so no application can reach
+either while it works: a half-loaded cluster is never served. The old server's socket is in an
+anonymous volume that the dump container shares (--volumes-from) and that goes with the old
+server's container. Local socket connections are trusted by the postgres image, so no
+password is needed anywhere.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import LABEL_HELPER, inspect_image
+from .destructive import databases
+from .docker import inspect_image
 from .errors import Failure, Refusal, UsageError
 from .files import private_dir
 from .kit import Kit
-from .volumes import Volume
 from .messages import info
+from .names import (INCOMPLETE_MARKER, LABEL_HELPER, LABEL_OWNER, LABEL_UPGRADE_OF,
+                    UPGRADE_DUMPS, server_container)
 from .runner import command_failure, kill_tree
-from .streams import streamed_file
+from .server import Server
+from .streams import drain, streamed_file
+from .volumes import Volume
 
-LABEL_UPGRADE_OF = "dbguard.upgrade-of"   # on the volume that keeps the old cluster
-LABEL_UPGRADE_MAJOR = "dbguard.pg-major"
-STATE_NAME = ".dbguard-upgrade.json"      # in the backup folder while an upgrade is unfinished
 CLUSTER_TRAILER = b"PostgreSQL database cluster dump complete"
 OLD_MOUNT = "/dbguard/old"
 SOCKET_DIR = "/var/run/postgresql"
@@ -48,36 +49,28 @@ def derive_old_image(ref: str, major: int) -> str | None:
     return f"{repo}:{major}{tag[match.end():]}" if match else None
 
 
-def old_image_for(kit: Kit, given: str | None, major: int) -> str:
-    """The image that reads the old cluster: given, or derived from the configured one; it
-    must be there (pulled if not) and run the old major."""
+def old_image_for(kit: Kit, given: str | None, major: int) -> tuple[str | None, str | None]:
+    """The image that reads the old cluster (given, or derived from the configured one), and
+    why it cannot be used (a reason to refuse), or None. It must be present here and run the
+    old major; a derived image that is missing is pulled, outside a dry run."""
     ref = given or derive_old_image(kit.project.image, major)
     if not ref:
-        raise UsageError(f"cannot tell which image runs PostgreSQL {major}: {kit.project.image!r}"
-                         " is not named like the official image (postgres:<major>...)",
-                         f"Give it: make db-upgrade OLD_IMAGE=<a PostgreSQL {major} image>; "
-                         "nothing was changed")
-    if not given:
-        info(f"reading the old cluster with {ref} (OLD_IMAGE, from {kit.project.image})")
+        return None, (f"it cannot tell which image runs PostgreSQL {major}: "
+                      f"{kit.project.image!r} is not named like the official image "
+                      f"(postgres:<major>...); give one with OLD_IMAGE=<a PostgreSQL {major} "
+                      "image>")
     image = inspect_image(kit.runner, ref)
     if not image.present and not kit.runner.dry_run:
         info(f"pulling {ref}")
         if kit.runner(["docker", "pull", ref], check=False).returncode == 0:
             image = inspect_image(kit.runner, ref)
     if not image.present:
-        raise Refusal(f"the image {ref} is not available here (and could not be pulled)",
-                      f"Pull or build a PostgreSQL {major} image and give it as OLD_IMAGE=; "
-                      "nothing was changed")
+        return ref, (f"the image {ref} is not available here (and could not be pulled); pull "
+                     f"or build a PostgreSQL {major} image and give it as OLD_IMAGE=")
     if image.pg_major != major:
-        raise Refusal(f"{ref} runs PostgreSQL {image.pg_major}, not {major} like the cluster",
-                      f"Give a PostgreSQL {major} image as OLD_IMAGE=; nothing was changed")
-    return ref
-
-
-def kept_volumes(kit: Kit, active: str) -> list[Volume]:
-    out = kit.runner(["docker", "volume", "ls", "-q", "--filter",
-                      f"label={LABEL_UPGRADE_OF}={active}"]).stdout.decode().split()
-    return [v for v in kit.scan(also=out) if v.name in out]
+        return ref, (f"{ref} runs PostgreSQL {image.pg_major}, not {major} like the cluster; "
+                     f"give a PostgreSQL {major} image as OLD_IMAGE=")
+    return ref, None
 
 
 # The postgres 18 image keeps its cluster below /var/lib/postgresql and refuses a mount at
@@ -96,94 +89,98 @@ def moved_mount(text: str, key: str) -> str | None:
     return pattern.sub(lambda m: f"{m[1]}{key}:/var/lib/postgresql{m[2]}", text)
 
 
-@dataclass
-class UpgradeState:
-    """What an unfinished upgrade left (written once the old cluster's copy is verified)."""
-
-    volume: str          # the active volume being upgraded
-    kept: str            # the volume that keeps the old cluster, verified
-    old_major: int
-    old_image: str
-    compose_file: str | None = None      # changed for the 18 layout ...
-    compose_original: str | None = None  # ... and its original, kept here
-
-    @staticmethod
-    def path(kit: Kit) -> Path:
-        return kit.settings.backup_dir / STATE_NAME
-
-    @classmethod
-    def read(cls, kit: Kit) -> UpgradeState | None:
-        try:
-            return cls(**json.loads(cls.path(kit).read_text()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, TypeError) as exc:
-            raise Failure(f"{cls.path(kit)} cannot be read ({exc})",
-                          "It records an interrupted db-upgrade; see the README before you "
-                          "remove it") from None
-
-    def write(self, kit: Kit) -> None:
-        private_dir(kit.settings.backup_dir)
-        tmp = self.path(kit).with_name(STATE_NAME + ".tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=2))
-        os.replace(tmp, self.path(kit))
-
-    @classmethod
-    def clear(cls, kit: Kit) -> None:
-        cls.path(kit).unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class OldServer:
-    container: str
-    socket_volume: str
-
-
 def superuser(kit: Kit) -> str:
     """The role the image's initdb made (POSTGRES_USER): the one that can read everything."""
     return kit.project.environment.get("POSTGRES_USER") or "postgres"
 
 
-def start_old_server(kit: Kit, image: str, volume: str, pg_path: str) -> OldServer:
-    """The old cluster's server in a throwaway container: no network, its socket in a volume
-    of its own that the dump container mounts too."""
-    token = f"{volume}-{os.getpid()}"  # the volume's name in both: they are easy to place
-    sock, name = f"dbguard-upgrade-socket-{token}", f"dbguard-upgrade-{token}"
-    kit.runner(["docker", "volume", "create", "--label", f"{LABEL_HELPER}=1", sock])
-    pgdata = os.path.normpath(f"{OLD_MOUNT}/{pg_path}")
-    kit.runner(["docker", "run", "-d", "--name", name, "--label", f"{LABEL_HELPER}=1",
-                "--network", "none", "--pull", "never",
-                "--mount", f"type=volume,source={volume},target={OLD_MOUNT}",
-                "--mount", f"type=volume,source={sock},target={SOCKET_DIR}",
-                "--env", f"PGDATA={pgdata}", image, "postgres"])
-    server = OldServer(name, sock)
+def kept_volumes(kit: Kit, active: str) -> list[str]:
+    out = kit.runner(["docker", "volume", "ls", "-q", "--filter",
+                      f"label={LABEL_UPGRADE_OF}={active}"], reads=True).stdout.decode()
+    return out.split()
+
+
+def run_server(kit: Kit, purpose: str, image: str, mounts: list, env: dict,
+               command: list[str], entrypoint: list[str] = ()) -> Server:
+    """A throwaway PostgreSQL server: no network, labelled as the project's helper (stop_server
+    removes it with its anonymous volumes, and a later run does if this one was killed).
+    `env`'s values reach it through the environment of the docker client, never argv."""
+    name = server_container(purpose, kit.project.name, os.getpid())
+    argv = ["docker", "run", "-d", "--name", name, "--label", f"{LABEL_HELPER}=1",
+            "--label", f"{LABEL_OWNER}={kit.project.name}", "--network", "none",
+            "--pull", "never", "--shm-size", "256m",
+            "--mount", f"type=volume,target={SOCKET_DIR}"]
+    for kind, source, target, readonly in mounts:
+        argv += ["--mount", f"type={kind},source={source},target={target}"
+                 + (",readonly" if readonly else "")]
+    for key in env:
+        argv += ["--env", key]
+    if entrypoint:
+        argv += ["--entrypoint", entrypoint[0]]
+    argv += [image, *entrypoint[1:], *command]
+    kit.runner(argv, env=dict(os.environ, **env))
+    server = Server(kit.runner, name, superuser(kit), command=kit.command)
     deadline = time.monotonic() + kit.settings.up_timeout
     while True:
         if kit.runner(["docker", "exec", name, "pg_isready", "-h", SOCKET_DIR, "-q"],
-                      check=False).returncode == 0:
-            return server
+                      check=False, reads=True).returncode == 0:
+            # While the entrypoint initialises a new cluster, a temporary server of its own
+            # answers on the socket too; the cluster is ready when the server that answers is
+            # the one the entrypoint exec'd as the container's first process.
+            if purpose == "old" or kit.runner(
+                    ["docker", "exec", name, "sh", "-c",
+                     '[ "$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null)" = 1 ]'],
+                    check=False, reads=True).returncode == 0:
+                return server
         state = kit.runner(["docker", "inspect", "--format", "{{.State.Running}}", name],
-                           check=False).stdout.strip()
+                           check=False, reads=True).stdout.strip()
         if state != b"true" or time.monotonic() > deadline:
-            logs = kit.runner(["docker", "logs", "--tail", "15", name], check=False)
+            logs = kit.runner(["docker", "logs", "--tail", "15", name], check=False,
+                              reads=True)
             text = (logs.stdout + logs.stderr).decode(errors="replace").strip().splitlines()
-            from .destructive.upgrade_volume import stop_old_server
-            stop_old_server(kit, server)
-            raise Failure(f"the PostgreSQL server of {image} did not start on {volume}"
+            stop_server(kit, server)
+            raise Failure(f"the PostgreSQL server of {image} did not start"
                           f" ({text[-1] if text else 'no log'})",
-                          "Check OLD_IMAGE (it must be the cluster's major); nothing of the "
-                          "old cluster was changed")
+                          "Check the image (OLD_IMAGE for the old cluster) and run again")
         time.sleep(0.5)
 
 
-def dump_cluster(kit: Kit, server: OldServer, old_major: int) -> Path:
-    """pg_dumpall of the NEW image reading the old server (roles, every database, large
-    objects), into an owner-only file under backups/upgrades/, whole or not at all."""
-    folder = private_dir(private_dir(kit.settings.backup_dir) / "upgrades")
+def old_server(kit: Kit, image: str, kept: Volume) -> Server:
+    """The old cluster's server, reading the volume that keeps it."""
+    pgdata = os.path.normpath(f"{OLD_MOUNT}/{kept.pg_path or '.'}")
+    return run_server(kit, "old", image, [("volume", kept.name, OLD_MOUNT, False)],
+                      {"PGDATA": pgdata}, ["postgres"])
+
+
+def new_server(kit: Kit, active: Volume, mount_target: str) -> Server:
+    """The new major's server on the active volume, initialised by the image's own entrypoint
+    with the service's environment (POSTGRES_USER, POSTGRES_DB, POSTGRES_INITDB_ARGS, ...) and
+    command, as `docker compose up` would. initdb wants an empty data directory, so the
+    unfinished-copy mark is taken out of it as the container starts (the journal keeps db-up
+    off the volume meanwhile) and the caller writes it again once the server answers."""
+    image = inspect_image(kit.runner, kit.project.image)
+    command = list(kit.project.command or image.cmd or ("postgres",))
+    wrapper = ["sh", "-c", f'rm -f "$PGDATA/{INCOMPLETE_MARKER}"; exec "$@"', "dbguard",
+               *image.entrypoint]
+    return run_server(kit, "new", kit.project.image, [active.mount(mount_target, False)],
+                      dict(kit.project.environment), command, wrapper)
+
+
+def stop_server(kit: Kit, server: Server) -> None:
+    """Stops a throwaway server and removes its container with its anonymous volumes."""
+    kit.runner(["docker", "stop", "-t", "30", server.container], check=False)
+    kit.runner(["docker", "rm", "-f", "-v", server.container], check=False)
+
+
+def dump_cluster(kit: Kit, server: Server, old_major: int) -> Path:
+    """pg_dumpall of the NEW image reading the old server through the socket they share
+    (roles, every database, large objects), into an owner-only file under backups/upgrades/,
+    whole or not at all."""
+    folder = private_dir(private_dir(kit.settings.backup_dir) / UPGRADE_DUMPS)
     final = folder / f"{time.strftime('%Y%m%d_%H%M%S')}_pg{old_major}_cluster.sql"
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never",
-            "--label", f"{LABEL_HELPER}=1",
-            "--mount", f"type=volume,source={server.socket_volume},target={SOCKET_DIR}",
+            "--label", f"{LABEL_HELPER}=1", "--label", f"{LABEL_OWNER}={kit.project.name}",
+            "--volumes-from", f"{server.container}:ro",
             "--entrypoint", "pg_dumpall", kit.image.ref, "-h", SOCKET_DIR,
             "-U", superuser(kit)]
     with streamed_file(kit.runner, argv, final, "dumping the old cluster") as out:
@@ -193,21 +190,51 @@ def dump_cluster(kit: Kit, server: OldServer, old_major: int) -> Path:
     return final
 
 
-def psql_script(kit: Kit, container: str, dbname: str, script: str) -> str:
-    """Runs a psql script inside a container over its local socket, as the superuser."""
-    argv = ["docker", "exec", "-i", container, "psql", "-X", "-q", "-At", "-v",
-            "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-U", superuser(kit), "-d", dbname,
-            "-f", "-"]
-    proc = kit.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+INTERNAL_OPTION = re.compile(rb"^ALTER TABLE ONLY .+ ALTER COLUMN .+ SET \(pg_attver=\d+\);$")
+
+
+def quoted_role(name: str) -> set[str]:
+    """The ways pg_dumpall may write a role's name."""
+    return {name, '"' + name.replace('"', '""') + '"'}
+
+
+def load_cluster(kit: Kit, server: Server, dump: Path) -> None:
+    """Loads the cluster dump into the new server, stopping at the first error. The new
+    server's own superuser exists already (the image's initdb made it), so that one CREATE ROLE
+    is left out; its ALTER ROLE (attributes, password) still applies. The database the image
+    created (POSTGRES_DB) is empty and is dropped first, so the dump creates it as it was."""
+    user = superuser(kit)
+    skip = {f"CREATE ROLE {n};".encode() for n in quoted_role(user)}
+    # Recent 17.x servers keep an internal column option, pg_attver, that an older 18.x
+    # pg_dump copies into the dump and the 18 server then rejects ("unrecognized parameter");
+    # the server sets it itself, so those lines are left out too.
+    created = kit.project.environment.get("POSTGRES_DB") or user
+    if created != "postgres":
+        databases.drop(server, [created], created)
+    argv = ["docker", "exec", "-i", server.container, "psql", "-X", "-q", "-v",
+            "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-U", user, "-d", "postgres", "-f", "-"]
+    info(f"loading {dump.name} into the new server")
+    proc = kit.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+    reader = drain(proc.stderr, errors)
     try:
-        out, err = proc.communicate(script.encode())
+        with open(dump, "rb") as handle:
+            for line in handle:
+                if line.rstrip(b"\n") in skip or INTERNAL_OPTION.match(line):
+                    continue
+                proc.stdin.write(line)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
     except BaseException:
         kill_tree(proc)
         raise
-    if proc.returncode != 0:
-        raise command_failure(argv, err)
-    return out.decode(errors="replace")
+    finally:
+        code = proc.wait()
+        reader.join()
+    if code != 0:
+        raise command_failure(argv, b"".join(errors))
 
 
 CLUSTER_FACTS = """
@@ -238,14 +265,14 @@ SELECT format('SELECT %L || '' '' || count(*) || '':'' || coalesce(md5(string_ag
 """
 
 
-def cluster_facts(kit: Kit, container: str) -> dict[str, list[str]]:
+def cluster_facts(server: Server) -> dict[str, list[str]]:
     """What must be equal before and after: roles, databases and, per database, every table's
     row count and checksum, owners, views, sequences, extensions, large objects."""
-    facts = {"(cluster)": psql_script(kit, container, "postgres", CLUSTER_FACTS).split("\n")}
+    facts = {"(cluster)": server.read(CLUSTER_FACTS, "postgres").split("\n")}
     for line in facts["(cluster)"]:
         if line.startswith("database "):
             db = line[len("database "):]
-            facts[db] = psql_script(kit, container, db, DATABASE_FACTS).split("\n")
+            facts[db] = server.read(DATABASE_FACTS, db).split("\n")
     return {k: [line for line in v if line] for k, v in facts.items()}
 
 
@@ -256,12 +283,3 @@ def fact_differences(before: dict, after: dict, limit: int = 5) -> list[str]:
         diffs += [f"{db}: {x} missing" for x in sorted(b - a)]
         diffs += [f"{db}: {x} new" for x in sorted(a - b)]
     return diffs[:limit] + ([f"... {len(diffs) - limit} more"] if len(diffs) > limit else [])
-
-
-def upgrade_in_progress(kit: Kit) -> tuple[str, str] | None:
-    """(volume, kept volume) of an interrupted upgrade, for the diagnosis."""
-    try:
-        state = UpgradeState.read(kit)
-    except Failure:
-        return (kit.project.volume, "a volume labelled " + LABEL_UPGRADE_OF)
-    return (state.volume, state.kept) if state else None

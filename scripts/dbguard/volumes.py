@@ -1,27 +1,24 @@
-"""Discovery: the volumes that hold, or once held, this project's database. By Compose label, by
-name suffix and by the names older Compose versions would give it; who uses each; and what is
+"""Discovery: the volumes and folders that hold, or once held, this project's database. Named
+volumes by Compose label, by name suffix and by the names older Compose versions would give it;
+folders (bind mounts) in the project's folder that hold a cluster; who uses each; and what is
 inside each (size, cluster, major version, system identifier, user data), read through one
-throwaway container. Reads only. Volumes come out complete and frozen: nothing later changes
-them, and a step that changes a volume scans again.
+throwaway container. Reads only. Results come out complete and frozen: a step that changes a
+volume scans again.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable
 
-from .compose import Project
-from .docker import (LABEL_PROJECT, LABEL_VOLUME, Container, ImageInfo, helper_args,
-                     list_containers)
+from .compose import Project, store_label
+from .docker import Container, ImageInfo, Mount, helper_args, list_containers
 from .messages import human_size, local_time, table
-from .names import directory_project_names
+from .names import (INCOMPLETE_MARKER, LABEL_PROJECT, LABEL_VOLUME, directory_project_names)
 from .runner import Runner
-
-# A file the kit writes into a volume before it empties it and removes after a verified copy:
-# while it is there the volume holds no trustworthy cluster.
-INCOMPLETE_MARKER = ".dbguard-incomplete"
 
 
 def effective_pgdata(project: Project, image: ImageInfo) -> str:
@@ -48,6 +45,9 @@ def pgdata_in_volume(project: Project, image: ImageInfo) -> str | None:
 
 @dataclass(frozen=True)
 class Volume:
+    """A named volume or a host folder that may hold the cluster (`folder`: `name` is the
+    folder's absolute path)."""
+
     name: str
     active: bool = False
     exists: bool = True
@@ -55,8 +55,8 @@ class Volume:
     created: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     size: int | None = None          # bytes, None when not inspected
-    entries: int | None = None       # files and folders at the volume root
-    pg_path: str | None = None       # where PG_VERSION sits, relative to the volume root
+    entries: int | None = None       # files and folders at the root
+    pg_path: str | None = None       # where PG_VERSION sits, relative to the root
     pg_version: str | None = None
     system_id: str | None = None     # pg_control's system identifier: equal means a copy
     user_bytes: int | None = None    # bytes in user relations (relfilenode >= 16384)
@@ -64,6 +64,19 @@ class Volume:
     incomplete: bool = False         # the kit's INCOMPLETE_MARKER is there
     elsewhere: str | None = None     # directory of another, still existing project using it
     used_by: list[Container] = field(default_factory=list)  # helpers of the kit included
+    folder: bool = False
+    shown: str = ""                  # how it is named to people ("" : its name)
+
+    @property
+    def label(self) -> str:
+        return self.shown or self.name
+
+    @property
+    def kind(self) -> str:
+        return "folder" if self.folder else "volume"
+
+    def mount(self, target: str, readonly: bool) -> Mount:
+        return ("bind" if self.folder else "volume", self.name, target, readonly)
 
     @property
     def has_cluster(self) -> bool:
@@ -97,7 +110,8 @@ class Volume:
         return ", ".join(p for p in parts if p)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "active": self.active, "exists": self.exists,
+        return {"name": self.name, "kind": self.kind, "shown": self.label,
+                "active": self.active, "exists": self.exists,
                 "found_by": self.found_by, "created": self.created, "labels": self.labels,
                 "size_bytes": self.size, "has_cluster": self.has_cluster,
                 "pg_version": self.pg_version, "pg_path": self.pg_path,
@@ -108,45 +122,65 @@ class Volume:
                             for c in self.used_by]}
 
 
-def candidate_reasons(name: str, labels_volume: str, project: Project) -> list[str]:
+def candidate_reasons(name: str, labels: dict, project: Project) -> list[str]:
     """Why a volume may hold this project's database: the evidence, strongest first."""
     reasons = []
-    if name == project.volume:
+    if name == project.volume and not project.folder:
         reasons.append("active")
-    if labels_volume == project.volume_key:
+    key = project.volume_key
+    if key and labels.get(LABEL_VOLUME) == key:
         reasons.append("label")
-    if name.endswith("_" + project.volume_key) and name != project.volume:
+    if key and name.endswith("_" + key) and name != project.volume:
         reasons.append("name")
     generations = [gen for gen, n in directory_project_names(project.directory.name).items()
-                   if f"{n}_{project.volume_key}" == name]
+                   if key and f"{n}_{key}" == name]
     if generations and name != project.volume:
         reasons.append(f"directory name ({', '.join(generations)})")
+    if not reasons and labels.get(LABEL_PROJECT) == project.name:
+        reasons.append("project")  # a volume of this project: kept only if it holds a cluster
     return reasons
 
 
 def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Iterable[str] = (),
                  also: Iterable[str] = ()) -> list[Volume]:
-    """The active volume and every other volume that may hold the same compose volume's data,
-    oldest first, each with its users and contents (`also`: names to include whatever they are
-    called). A fixed number of docker calls, however many volumes the machine has."""
-    fmt = f'{{{{.Name}}}}\t{{{{.Label "{LABEL_VOLUME}"}}}}'
-    out = runner(["docker", "volume", "ls", "--format", fmt]).stdout.decode()
+    """The active volume or folder and every other one that may hold the same database, oldest
+    first, each with its users and contents (`also`: volume names or absolute folder paths to
+    include whatever they are). A fixed number of docker calls, however many volumes the
+    machine has."""
+    fmt = f'{{{{.Name}}}}\t{{{{.Label "{LABEL_VOLUME}"}}}}\t{{{{.Label "{LABEL_PROJECT}"}}}}'
+    out = runner(["docker", "volume", "ls", "--format", fmt], reads=True).stdout.decode()
     ignore, also = set(ignore), set(also)
-    found: dict[str, list[str]] = {}
+    names = {}
     for line in out.splitlines():
-        name, _, key = line.partition("\t")
-        reasons = candidate_reasons(name, key, project)
+        name, _, rest = line.partition("\t")
+        key, _, owner = rest.partition("\t")
+        names[name] = {LABEL_VOLUME: key, LABEL_PROJECT: owner}
+    found: dict[str, list[str]] = {}
+    for name, labels in names.items():
+        reasons = candidate_reasons(name, labels, project)
         if name in also and not reasons:
             reasons = ["named"]
         if reasons and (name == project.volume or name in also or name not in ignore):
             found[name] = reasons
     details = {d["Name"]: d for d in json.loads(
-        runner(["docker", "volume", "inspect", *found]).stdout)} if found else {}
-    users: dict[str, list[Container]] = {name: [] for name in found}
-    elsewhere: dict[str, str] = {}
+        runner(["docker", "volume", "inspect", *found], reads=True).stdout)} if found else {}
+    folders = {p for p in also if p.startswith("/")}
+    if project.folder:
+        folders.add(project.volume)
     here = project.directory.resolve()
+    mounts = [(name, True) for name in found] + \
+        [(path, False) for path in sorted(folders) if os.path.isdir(path)]
+    contents, searched = inspect_contents(runner, image, mounts, here,
+                                          pgdata_in_volume(project, image) or ".")
+    for path in searched:
+        if path not in folders and path not in ignore and \
+                store_label(path, True, here) not in ignore:
+            folders.add(path)
+    users: dict[str, list[Container]] = {name: [] for name in (*found, *folders)}
+    elsewhere: dict[str, str] = {}
     for c in list_containers(runner):
         for m in c.volumes:
+            m = os.path.normpath(m) if m.startswith("/") else m
             if m in users:
                 users[m].append(c)
                 # A container that ran from another directory that still exists: the volume
@@ -154,30 +188,47 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
                 if c.project != project.name and c.working_dir and \
                         Path(c.working_dir).is_dir() and Path(c.working_dir).resolve() != here:
                     elsewhere[m] = c.working_dir
-    contents = inspect_contents(runner, image, list(found),
-                                pgdata_in_volume(project, image) or ".")
-    volumes = [Volume(name, active=name == project.volume, found_by=reasons,
-                      created=details[name].get("CreatedAt"),
-                      labels=details[name].get("Labels") or {}, elsewhere=elsewhere.get(name),
-                      used_by=users[name], **contents.get(name, {}))
-               for name, reasons in found.items()]
-    if project.volume not in found:
-        volumes.append(Volume(project.volume, active=True, exists=False, found_by=["active"]))
+    volumes = []
+    for name, reasons in found.items():
+        facts = contents.get(name, {})
+        if reasons == ["project"] and not facts.get("pg_version"):
+            continue  # another service's volume of this project (a cache, say)
+        volumes.append(Volume(name, active=name == project.volume and not project.folder,
+                              found_by=reasons, created=details[name].get("CreatedAt"),
+                              labels=details[name].get("Labels") or {},
+                              elsewhere=elsewhere.get(name), used_by=users[name], **facts))
+    for path in sorted(folders):
+        active = project.folder and path == project.volume
+        facts = dict(contents.get(path, {}))
+        exists = os.path.isdir(path)
+        if not active and path not in also and not facts.get("pg_version"):
+            continue
+        reasons = ["active"] if active else (["named"] if path in also else ["project folder"])
+        volumes.append(Volume(path, active=active, exists=exists, found_by=reasons,
+                              created=facts.pop("created", None), used_by=users.get(path, []),
+                              folder=True, shown=store_label(path, True, here), **facts))
+    if not any(v.active for v in volumes):
+        volumes.append(Volume(project.volume, active=True, exists=False, found_by=["active"],
+                              folder=project.folder, shown=project.store_label))
     return sorted(volumes, key=lambda v: (v.created or "9999", v.name))
 
 
-# Runs in a throwaway container of the db image, with every volume read-only at /v/<n>, and as
-# $1 the folder (relative to a volume's root) where the configured server keeps its cluster. One
-# line per volume: index, KiB used, entries at the root, where PG_VERSION is, its content, the
-# cluster's system identifier (first 8 bytes of pg_control), KiB in user relations (files
-# numbered from 16384, the first OID initdb leaves to users), the marker, and how many such
-# files there are (a new table's file can still be empty before a checkpoint).
+# Runs in a throwaway container of the db image, with every candidate read-only at /v/<n>, the
+# project's folder read-only at /p, and as $1 the folder (relative to a volume's root) where the
+# configured server keeps its cluster. One line per volume or folder: its key, KiB used, entries
+# at the root, where PG_VERSION is, its content, the cluster's system identifier (first 8 bytes
+# of pg_control), KiB in user relations (files numbered from 16384, the first OID initdb leaves
+# to users), the marker, how many such files there are (a new table's file can still be empty
+# before a checkpoint), and when PG_VERSION was written. Folders of the project that hold a
+# cluster are found under /p (not in .git, node_modules or virtual environments), each printed
+# with the key p:<path below the project's folder>.
 INSPECT_SCRIPT = r"""
 # inspect
-for d in /v/*; do
-  [ -d "$d" ] || continue
-  pg=""; ver=""; sysid=""; user=0; marker=0
-  want="$d/$1"; [ "$1" = . ] && want="$d"
+where=$1
+facts() {
+  key=$1 d=$2
+  pg=""; ver=""; sysid=""; user=0; marker=0; born=""
+  want="$d/$where"; [ "$where" = . ] && want="$d"
   # Where the configured server looks first, then the usual places, then any folder one or two
   # levels down (PGDATA in a subfolder of the volume is common). A cluster has pg_control too:
   # base/<oid>/PG_VERSION alone is not one.
@@ -189,6 +240,7 @@ for d in /v/*; do
   [ -e "$d/.dbguard-incomplete" ] && marker=1
   if [ -n "$pg" ]; then
     ver=$(head -n 1 "$pg/PG_VERSION")
+    born=$(stat -c %Y "$pg/PG_VERSION" 2>/dev/null)
     sysid=$(od -An -tu8 -N8 "$pg/global/pg_control" 2>/dev/null | tr -d ' ')
     rels=$(find "$pg/base" -mindepth 2 -maxdepth 2 -type f -name '[0-9]*' 2>/dev/null \
       | awk -F/ '{ split($NF, a, /[._]/); if (a[1] + 0 >= 16384) print }')
@@ -197,32 +249,69 @@ for d in /v/*; do
     user=$(printf '%s\n' "$rels" | xargs -r du -k | awk '{ s += $1 } END { print s + 0 }')
     pg=".${pg#$d}"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${d#/v/}" "$kib" "$entries" "$pg" "$ver" \
-    "$sysid" "${user:-0}" "$marker" "${nrel:-0}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$kib" "$entries" "$pg" "$ver" \
+    "$sysid" "${user:-0}" "$marker" "${nrel:-0}" "$born"
+}
+for d in /v/*; do
+  [ -d "$d" ] && facts "${d#/v/}" "$d"
+done
+[ -d /p ] || exit 0
+find /p -maxdepth 5 \( -name .git -o -name node_modules -o -name .venv -o -name venv \) -prune \
+  -o -name PG_VERSION -type f -print 2>/dev/null | while read -r f; do
+  c=${f%/PG_VERSION}
+  [ -f "$c/global/pg_control" ] || continue
+  # The folder that is mounted: the cluster's, less the server's path inside the mount.
+  case "$where" in
+    .) s=$c ;;
+    *) case "$c" in */"$where") s=${c%/"$where"} ;; *) s=$c ;; esac ;;
+  esac
+  [ "$s" = /p ] && continue
+  facts "p:${s#/p/}" "$s"
 done
 """
 
 
-def inspect_contents(runner: Runner, image: ImageInfo, names: list[str],
-                     where: str = ".") -> dict[str, dict]:
-    """Size, cluster and marker facts of existing volumes, read in one container, as Volume
-    fields by volume name (nothing for any volume when the image is not there to read with).
-    `where`: the folder in a volume where the configured server keeps its cluster."""
-    if not names or not image.present:
-        return {}
-    mounts = [(name, f"/v/{i}", True) for i, name in enumerate(names)]
-    out = runner(helper_args(image.ref, mounts, INSPECT_SCRIPT, where)).stdout.decode()
-    facts = {}
-    for line in out.splitlines():
+def inspect_contents(runner: Runner, image: ImageInfo, stores: list[tuple[str, bool]],
+                     project_dir: Path, where: str = ".") -> tuple[dict[str, dict], set[str]]:
+    """Size, cluster and marker facts of existing volumes and folders (`stores`: name, and
+    whether it is a volume), read in one container, as Volume fields by name; and the folders
+    of the project that hold a cluster (absolute paths). Nothing when the image is not there
+    to read with. `where`: the folder in a volume where the configured server keeps its
+    cluster."""
+    if not image.present:
+        return {}, set()
+    mounts: list[Mount] = [("volume" if is_volume else "bind", name, f"/v/{i}", True)
+                           for i, (name, is_volume) in enumerate(stores)]
+    if project_dir.is_dir():
+        mounts.append(("bind", str(project_dir), "/p", True))
+    out = runner(helper_args(image.ref, mounts, INSPECT_SCRIPT, where), reads=True)
+    facts, searched = {}, set()
+    for line in out.stdout.decode(errors="replace").splitlines():
         parts = line.split("\t")
-        if len(parts) != 9 or not parts[0].isdigit():
+        if len(parts) != 10:
             continue
-        facts[names[int(parts[0])]] = dict(
+        key = parts[0]
+        if key.startswith("p:"):
+            name = os.path.normpath(str(project_dir / key[2:]))
+            searched.add(name)
+        elif key.isdigit() and int(key) < len(stores):
+            name = stores[int(key)][0]
+        else:
+            continue
+        entry = dict(
             size=int(parts[1] or 0) * 1024, entries=int(parts[2] or 0),
             pg_path=parts[3] or None, pg_version=parts[4] or None, system_id=parts[5] or None,
             user_bytes=int(parts[6] or 0) * 1024, incomplete=parts[7] == "1",
             user_files=int(parts[8] or 0))
-    return facts
+        if parts[9].isdigit():
+            import datetime as dt
+            entry["created"] = dt.datetime.fromtimestamp(int(parts[9]), dt.timezone.utc
+                                                         ).isoformat()
+        facts.setdefault(name, entry)
+    for name, is_volume in stores:  # a volume's creation time comes from Docker instead
+        if is_volume:
+            facts.get(name, {}).pop("created", None)
+    return facts, searched
 
 
 def volume_table(volumes: list[Volume], indent: str = "  ") -> list[str]:
@@ -239,7 +328,8 @@ def volume_table(volumes: list[Volume], indent: str = "  ") -> list[str]:
         else:
             data = "empty" if not v.entries else "no cluster"
         used = ", ".join(f"{c.name} ({c.state})" for c in v.used_by) or "-"
-        rows.append((v.name, local_time(v.created) if v.exists else "(missing)",
+        rows.append((v.label, local_time(v.created) if v.exists and v.created else
+                     ("(missing)" if not v.exists else "-"),
                      human_size(v.size) if v.size is not None else "-",
                      v.pg_version or "-", data, ", ".join(v.found_by), used,
                      "<- ACTIVE" if v.active else ""))

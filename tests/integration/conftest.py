@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import (KEY, Kit, anonymous_volumes, build_test_image, copy_kit,  # noqa: E402,F401
-                     docker, remove_test_objects, shown, volume_names)
+                     docker, networks, remove_test_objects, shown, volume_names)
 
 REQUIRE = os.environ.get("DBGUARD_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
 # Counted where the reports arrive: in the one process, or in xdist's controller (workers send
@@ -49,6 +49,15 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nERROR: the tests left {len(left)} anonymous volume(s): "
               f"{', '.join(sorted(v[:12] for v in left))}; remove them with "
               "`docker volume rm <name>`", file=sys.stderr)
+        session.exitstatus = 1
+    # Docker has about 30 address pools for networks: a suite that leaves one per run stops
+    # every later run on the machine from creating any.
+    start = getattr(session.config, "dbguard_networks", None)
+    left = networks() - start if start is not None else set()
+    if REQUIRE and _seen["integration"] and left and exitstatus == 0:
+        names = docker("network", "inspect", "--format", "{{.Name}}", *left, check=False).stdout
+        print(f"\nERROR: the tests left {len(left)} network(s): {', '.join(names.split())}; "
+              "remove them with `docker network rm <name>`", file=sys.stderr)
         session.exitstatus = 1
 
 

@@ -22,7 +22,7 @@ def dump(kit, *args: str):
 def backdate(path, days: float):
     """Renames a dump (and its checksum) as if it had been taken `days` ago."""
     stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(time.time() - days * 86400))
-    new = path.with_name(f"sum_db_{stamp}{path.suffix}")
+    new = path.with_name(f"{path.name.rsplit('_', 2)[0]}_{stamp}{path.suffix}")
     sha = path.with_name(path.name + ".sha256")
     new.with_name(new.name + ".sha256").write_text(sha.read_text().replace(path.name, new.name))
     sha.unlink()
@@ -68,9 +68,10 @@ def test_prune_keeps_the_newest_asks_and_touches_only_kit_backups(running_kit):
     code, out = kit.tty("db_prune", "--keep", "2", answer="n")
     assert code == 3 and "not confirmed" in out and paths[0].name in out, out
     r = kit.script("db_prune", "--keep", "2", "--dry-run")
-    assert r.returncode == 0 and "dry run: nothing was removed" in r.stderr, shown(r)
+    assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
     r = kit.script("db_prune", "--keep", "0", "--yes")
-    assert r.returncode == 2 and "would remove every backup" in r.stderr, shown(r)
+    assert r.returncode == 3 and "KEEP=0 would remove every backup; keep at least one" in \
+        r.stderr, shown(r)
     assert sorted(p.name for p in folder.iterdir()) == everything
 
     r = kit.make("db-prune", "KEEP=2", "YES=1")
@@ -80,6 +81,33 @@ def test_prune_keeps_the_newest_asks_and_touches_only_kit_backups(running_kit):
     assert paths[0].name + ".sha256" not in left and stale.name not in left
     for kept in (paths[2].name, paths[3].name, "notes.txt", "sum_db_latest.dump", ".gitkeep"):
         assert kept in left
+
+
+def test_prune_counts_per_database_only_verified_regular_dumps(running_kit):
+    """KEEP=2 once kept another database's dump and a safety dump, and deleted the configured
+    database's only regular dump. Each database keeps its own newest KEEP dumps that still
+    match their checksum; safety dumps and other databases' files do not count."""
+    kit = running_kit
+    folder = kit.root / "backups"
+    mine = dump(kit)
+    kit.sql("CREATE DATABASE other", "postgres")
+    kit.sql("CREATE TABLE t AS SELECT 1 AS x", "other")
+    other = [backdate(dump(kit, "--db", "other"), 2), dump(kit, "--db", "other")]
+    kit.write_env(DBGUARD_SAFETY_DUMP="1")
+    r = kit.script("db_restore", "--file", str(mine), "--yes")
+    assert r.returncode == 0, shown(r)
+    safety = next(folder.glob("sum_db_*_pre-restore.dump"))
+    broken = folder / "sum_db_20300101_000000.dump"  # newer, but does not match its checksum
+    broken.write_bytes(mine.read_bytes()[:-10])
+    broken.with_name(broken.name + ".sha256").write_text(
+        mine.with_name(mine.name + ".sha256").read_text().replace(mine.name, broken.name))
+    r = kit.make("db-prune", "KEEP=1", "YES=1")
+    assert r.returncode == 0, shown(r)
+    left = {p.name for p in folder.iterdir()}
+    assert mine.name in left, "the only good regular dump of sum_db stays"
+    assert broken.name in left, "a newer file that fails its check is kept to look at"
+    assert safety.name in left, "not older than the kept dump of its database"
+    assert other[1].name in left and other[0].name not in left, "each database its own KEEP"
 
 
 def test_fixture_is_plain_portable_stable_and_seeds_a_fresh_volume(running_kit, make_kit,
@@ -118,15 +146,15 @@ def test_fixture_is_plain_portable_stable_and_seeds_a_fresh_volume(running_kit, 
     r = fresh.script("db_seed", "--yes")
     assert r.returncode == 3, shown(r)
     assert r.stderr.strip().splitlines()[-1] == (
-        "ERROR: database 'sum_db' already has 1 tables; seeding would replace them. FORCE=1 "
-        "replaces the database with the fixture (what it replaces is kept as the snapshot "
-        "before_seed); nothing was changed")
+        "ERROR: refusing to seed dev_content.sql into 'sum_db': database 'sum_db' already has 1 "
+        "tables, which seeding would replace; FORCE=1 replaces them (what it replaces is kept "
+        "as the snapshot before_seed). Nothing was changed")
     code, out = fresh.tty("db_seed", "--force", answer="n")
     assert code == 3 and "not confirmed" in out, out
     assert fresh.sql("SELECT count(*) FROM pages WHERE title = 'local work'") == [(1,)]
     r = fresh.make("db-seed", "FORCE=1", "YES=1")
     assert r.returncode == 0, shown(r)
-    assert "undo: make db-rollback NAME=before_seed" in r.stderr, shown(r)
+    assert "undo: make db-undo" in r.stderr, shown(r)
     assert fresh.fingerprint() == content
     assert fresh.sql("SELECT count(*) FROM pages WHERE title = 'local work'",
                      dbname="sum_db_dbguard_snap_before_seed") == [(1,)], "the replaced one is kept"
@@ -181,4 +209,10 @@ def test_dry_runs_change_nothing(running_kit, make_kit, token):
         assert r.returncode in (0, 3), shown(r)
         assert state() == before, f"{script} --dry-run changed something"
     r = kit.script("db_down", "--dry-run", "-v")
-    assert "would run:" in r.stderr and " stop db" in r.stderr
+    assert "dry run: would stop 'db'; nothing was changed" in r.stderr, shown(r)
+    for script, args in (("db_snapshot", ()), ("db_snapshots", ("--keep", "1")),
+                         ("db_undo", ()), ("db_upgrade", ()), ("db_seed", ("--force",))):
+        r = kit.script(script, "--dry-run", *args)
+        assert r.returncode in (0, 1, 2, 3), shown(r)
+        assert "Traceback" not in r.stderr, shown(r)
+        assert state() == before, f"{script} --dry-run changed something"

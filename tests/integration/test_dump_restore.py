@@ -61,15 +61,15 @@ def test_dump_change_restore_gives_back_every_row(running_kit, fmt):
     assert kit.fingerprint() == before
     assert kit.sql("SELECT last_value FROM counter") == [(42,)]
     assert "public.extra: 1 -> -" in r.stderr and "tables: 3 -> 2" in r.stderr, shown(r)
-    assert "safety dump:" not in r.stderr and "undo: make db-rollback NAME=before_restore" \
-        in r.stderr, "the replaced database is the safety copy, not a second dump"
+    assert "safety dump:" not in r.stderr and "undo: make db-undo" in r.stderr, \
+        "the replaced database is the safety copy, not a second dump"
     assert databases(kit) == {"postgres", "sum_db", KEPT}, \
         "no scratch database is left; the replaced one is kept as a snapshot"
     assert kit.fingerprint(KEPT) == changed
     r = kit.script("db_snapshots", "--json")
     assert [s["name"] for s in json.loads(r.stdout)] == ["before_restore"], shown(r)
-    r = kit.script("db_rollback", "--name", "before_restore", "--yes")
-    assert r.returncode == 0, shown(r)
+    r = kit.make("db-undo", "YES=1")
+    assert r.returncode == 0 and "put back: snapshot 'before_restore'" in r.stderr, shown(r)
     assert kit.fingerprint() == changed, "one command undoes the restore"
 
 
@@ -119,7 +119,7 @@ def test_killed_dumps_leave_nothing_restore_or_backups_would_take(running_kit):
         sessions, deadline = None, time.monotonic() + 120  # those of the SIGKILLed runs end
         while sessions != [(0,)] and time.monotonic() < deadline:  # when their pipes close
             sessions = kit.sql("SELECT count(*) FROM pg_stat_activity WHERE "
-                               "application_name = 'pg_dump'")
+                               "application_name = 'dbguard' AND query LIKE 'COPY %'")
             time.sleep(0.5)
         assert sessions == [(0,)], "no pg_dump session is left in the server"
         for f in (kit.root / "backups").glob("sum_db_*"):
@@ -128,7 +128,7 @@ def test_killed_dumps_leave_nothing_restore_or_backups_would_take(running_kit):
     assert "no backups in" in r.stdout, shown(r)
     r = kit.script("db_restore", "--yes")
     assert r.returncode == 3, shown(r)
-    assert r.stderr.strip().splitlines()[-1].startswith("ERROR: no backup in ")
+    assert r.stderr.strip().splitlines()[-1].startswith("ERROR: no backup of 'sum_db' in ")
 
 
 def test_a_dump_that_fails_leaves_nothing(running_kit):
@@ -212,6 +212,9 @@ def test_a_restore_that_fails_halfway_leaves_the_database_as_it_was(running_kit,
         kit.sql("DROP ROLE ghost")
         expected = 'role "ghost" does not exist'
     kit.sql("INSERT INTO pages (title) VALUES ('current')")
+    good = dump(kit)
+    assert kit.script("db_restore", "--file", str(good), "--yes").returncode == 0
+    kept = kit.fingerprint(KEPT)  # what the good restore replaced: its before_restore
     before = kit.fingerprint()
     watcher = kit.connect()  # another client stays connected throughout
     r = kit.script("db_restore", "--file", str(bad), "--yes")
@@ -219,9 +222,13 @@ def test_a_restore_that_fails_halfway_leaves_the_database_as_it_was(running_kit,
     assert expected in r.stderr and "The current database was left as it was" in r.stderr, \
         shown(r)
     assert kit.fingerprint() == before
-    assert databases(kit) == {"postgres", "sum_db"}
+    assert kit.fingerprint(KEPT) == kept, "the previous copy is kept until a load succeeds"
+    assert databases(kit) == {"postgres", "sum_db", KEPT}
     assert watcher.execute("SELECT 1").fetchone() == (1,), "nothing was swapped or closed"
     watcher.close()
+    history = json.loads(kit.make("db-history", "JSON=1").stdout)
+    assert (history[-1]["command"], history[-1]["state"], history[-1]["settled"]) == (
+        "db-restore", "failed at load", True), history[-1]
 
 
 def test_restore_closes_other_connections_and_swaps(running_kit):
@@ -263,13 +270,12 @@ def test_restore_questions_and_settings(running_kit):
     kit.sql(f"CREATE DATABASE {KEPT}")  # as the previous restore keeps it
     kit.sql("CREATE TABLE from_before (x int)", dbname=KEPT)
     r = kit.script("db_restore", "--file", str(path), "--dry-run")
-    assert r.returncode == 0 and "drops:    snapshot 'before_restore'" in r.stderr, shown(r)
-    assert "kept by the previous restore; dropped as the load starts, even if the load then " \
-        "fails" in r.stderr, shown(r)
+    assert r.returncode == 0 and "drops:    the snapshot 'before_restore'" in r.stderr, shown(r)
+    assert "the previous restore kept, once the new load has succeeded" in r.stderr, shown(r)
     assert kit.fingerprint(KEPT) == {"public.from_before": "0:"}
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)
-    assert "drops:    snapshot 'before_restore'" in r.stderr, shown(r)
+    assert "drops:    the snapshot 'before_restore'" in r.stderr, shown(r)
     assert kit.fingerprint(KEPT) == before, "now it holds the replaced database"
     assert len(dumps(kit)) == count, "no safety dump unless asked"
     kit.write_env(DBGUARD_SAFETY_DUMP="1")
@@ -332,7 +338,7 @@ def test_a_restore_killed_while_loading_is_cleared_by_the_next_run(running_kit):
     path = dump(kit)
     proc = kit.popen("db_restore", "--file", str(path), "--yes")
     loading = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'sum_db_dbguard_new' "
-               "AND application_name = 'pg_restore'")
+               "AND application_name LIKE 'dbguard:db-restore:%'")
     while kit.sql(loading, dbname="postgres") == [(0,)]:  # wait for the load to be under way
         assert proc.poll() is None, "the restore ended before it could be killed"
         time.sleep(0.05)
@@ -347,20 +353,22 @@ def test_a_restore_killed_while_loading_is_cleared_by_the_next_run(running_kit):
 
 
 @pytest.mark.parametrize("flavor", ["v2"])
-def test_a_database_left_closed_is_named_by_db_info_and_reopened_by_db_up(running_kit):
+def test_a_database_closed_by_hand_is_named_as_such_and_left_to_its_owner(running_kit):
+    """Only what the journal says a dbguard command closed is reopened; a database someone
+    closed on purpose is named, and a restore or snapshot refuses it rather than guess."""
     kit = running_kit
     path = dump(kit)
     kit.sql("ALTER DATABASE sum_db WITH ALLOW_CONNECTIONS false", dbname="postgres")
     allowed = "SELECT datallowconn FROM pg_database WHERE datname = 'sum_db'"
-    r = kit.script("db_restore", "--file", str(path), "--dry-run")
-    assert r.returncode == 0 and "closed to connections by an interrupted restore" in r.stderr
-    assert kit.sql(allowed, dbname="postgres") == [(False,)], "a dry run changes nothing"
-    r = kit.script("db_info", "--json")
-    assert r.returncode == 0, shown(r)
-    codes = [p["code"] for p in json.loads(r.stdout)["problems"]]
-    assert "DATABASE_CLOSED" in codes, r.stdout
-    r = kit.script("db_up")
-    assert r.returncode == 0 and "reopened database 'sum_db'" in r.stderr, shown(r)
-    assert kit.sql(allowed, dbname="postgres") == [(True,)]
-    codes = [p["code"] for p in json.loads(kit.script("db_info", "--json").stdout)["problems"]]
-    assert "DATABASE_CLOSED" not in codes
+    problems = json.loads(kit.script("db_info", "--json").stdout)["problems"]
+    closed = next(p for p in problems if p["code"] == "DATABASE_CLOSED")
+    assert "no dbguard command in the journal closed it: someone closed it by hand" in \
+        closed["message"], closed
+    assert kit.script("db_up").returncode == 0
+    assert kit.sql(allowed, dbname="postgres") == [(False,)], "db-up leaves it to its owner"
+    for script, args in (("db_restore", ["--file", str(path), "--yes"]),
+                         ("db_snapshot", [])):
+        r = kit.script(script, *args)
+        assert r.returncode == 3 and "is closed to connections, and no interrupted dbguard " \
+            "command in the journal closed it" in r.stderr, shown(r)
+    assert kit.sql(allowed, dbname="postgres") == [(False,)], "nothing changed"

@@ -80,9 +80,11 @@ def test_several_candidates_are_listed_and_from_picks_one(make_kit, token):
     kit = make_kit()
     r = kit.script("db_migrate_volume", "--yes")
     assert r.returncode == 3, shown(r)
-    assert last_error(r).startswith(f"ERROR: 2 volumes hold a cluster: {a} (created ")
+    assert last_error(r).startswith(f"ERROR: refusing to copy into {kit.volume}: 2 volumes or "
+                                    f"folders hold a cluster: {a} (created ")
     assert f"{b} (created " in last_error(r) and "PostgreSQL 15" in last_error(r)
-    assert last_error(r).endswith("Name the one to copy with FROM=<volume>; nothing was changed")
+    assert last_error(r).endswith("name the one to copy with FROM=<volume or folder>. Nothing "
+                                  "was changed")
     assert kit.volume not in volume_names()
     r = kit.make("db-migrate-volume", f"FROM={a}", "YES=1")
     assert r.returncode == 0, shown(r)
@@ -105,8 +107,8 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
         return last_error(r)
 
     assert refused("--from", "nope" + token, "--yes", code=2) == (
-        f"ERROR: there is no volume named 'nope{token}'. `make db-info` lists the candidates; "
-        "pass one with FROM=")
+        f"ERROR: there is no volume or folder named 'nope{token}'. `make db-info` (or `make "
+        "db-find`) lists the candidates; pass one with FROM=")
     assert refused("--from", empty, "--yes") == (
         f"ERROR: refusing to copy {empty} into {kit.volume}: {empty} holds no PostgreSQL "
         "cluster (no PG_VERSION). Nothing was changed")
@@ -117,8 +119,8 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
         "ERROR: --undo and --from do not go together. Use one of them (UNDO=1 or "
         "FROM=<volume>)")
     assert refused("--undo", "--yes") == (
-        f"ERROR: there is no snapshot of {kit.volume} in {kit.root / 'backups' / 'volumes'}. "
-        "Nothing to undo; nothing was changed")
+        f"ERROR: the journal records no db-migrate-volume of {kit.volume}. Nothing to undo; "
+        "nothing was changed")
     # A helper that a killed run left on the source: named in the plan, kept after a "no".
     sleeper(kit, f"{token}-leftover", source, "dbguard.helper=1")
     code, out = kit.tty("db_migrate_volume", answer="n")
@@ -133,7 +135,7 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
     sleeper(kit, f"{token}-foreign", source)
     assert refused("--yes") == (
         f"ERROR: refusing to copy {source} into {kit.volume}: {token}-foreign (not of project "
-        f"{kit.token}) is running on one of the volumes; --force (FORCE=1) stops it too. "
+        f"{kit.token}) is running on one of them; --force (FORCE=1) stops it too. "
         "Nothing was changed")
     docker("rm", "-f", "-v", f"{token}-foreign")
 
@@ -148,7 +150,7 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
     r = kit.script("db_migrate_volume", "--from", source, "--yes")
     assert r.returncode == 3, shown(r)
     assert f"{source} holds a PostgreSQL 14 cluster but the image runs 15" in last_error(r)
-    assert "Dump it with a 14 image (DB_IMAGE), then make db-restore on 15" in last_error(r)
+    assert "Set the image to 14, copy, then `make db-upgrade`" in last_error(r)
 
 
 def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token):
@@ -165,15 +167,24 @@ def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token
     time.sleep(1.1)  # snapshots are named by the second
     r = kit.make("db-migrate-volume", "UNDO=1", "YES=1")
     assert r.returncode == 0, shown(r)
-    assert f"{kit.volume} holds {snapshots[0].name} again" in r.stderr
+    assert f"put back: {snapshots[0]} into {kit.volume}" in r.stderr, shown(r)
+    assert f"{kit.volume} holds what it held before #1" in r.stderr, shown(r)
     assert kit.fingerprint() == mine
     after = sorted((kit.root / "backups" / "volumes").glob(f"{kit.volume}_*.tar"))
-    assert len(after) == 2 and f"snapshot of the current contents: {after[1]}" in r.stderr, \
+    assert len(after) == 2 and f"snapshot of what {kit.volume} held: {after[1]}" in r.stderr, \
         "undo keeps what it replaces, too"
+    r = kit.make("db-undo", "YES=1")  # and db-undo reverses the undo, from that copy
+    assert r.returncode == 0, shown(r)
+    assert kit.fingerprint() == old_rows
+    history = json.loads(kit.make("db-history", "JSON=1").stdout)
+    assert [(e["command"], e["state"]) for e in history] == [
+        ("db-migrate-volume", "done; undone by #2"), ("db-undo", "done; undone by #3"),
+        ("db-undo", "done")]
 
 
 @pytest.mark.parametrize("fault, error", [
-    ("corrupt-copy", "ERROR: the copy differs from {source} (differs ./PG_VERSION"),
+    ("corrupt-copy", "ERROR: copying {source} into {target} failed (the copy differs from "
+                     "{source} (differs ./PG_VERSION"),
     ("fail-copy", "ERROR: copying {source} into {target} failed (`docker run` failed"),
 ])
 def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, fault, error):
@@ -181,10 +192,16 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     kit = make_kit()
     expected = error.format(source=source, target=kit.volume)
 
-    # Into a volume that did not exist: afterwards it does not exist either.
+    # Into a volume that did not exist: it stays marked and empty (an empty, unmarked volume
+    # beside the data would be the incident's state), db-up refuses it, and db-undo removes it.
     r = kit.script("db_migrate_volume", "--yes", fault=fault)
     assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
-    assert kit.volume not in volume_names()
+    assert "is marked as unfinished, so nothing starts on it" in last_error(r), shown(r)
+    r = kit.script("db_up", "--allow-new-volume")
+    assert r.returncode == 3 and "INCOMPLETE_COPY: db-migrate-volume #1" in r.stderr, shown(r)
+    r = kit.make("db-undo", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert kit.volume not in volume_names(), "it did not exist before: it is gone again"
 
     # Into a volume with data: its snapshot is put back exactly.
     mine = own_data(kit, 5)
@@ -193,6 +210,8 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
     r = kit.script("db_migrate_volume", "--yes", fault=fault)
     assert r.returncode == 1 and last_error(r).startswith(expected), shown(r)
     assert f"{kit.volume} was put back as it was" in last_error(r)
+    codes = {p["code"] for p in json.loads(kit.script("db_info", "--json").stdout)["problems"]}
+    assert not codes & {"INCOMPLETE_COPY", "INTERRUPTED_OPERATION"}, "settled: nothing to do"
     assert manifest(kit, kit.volume) == before, "the snapshot was put back exactly"
     kit.up()
     assert kit.fingerprint() == mine
@@ -208,23 +227,30 @@ def test_a_copy_that_fails_or_fails_verification_is_undone(make_kit, token, faul
 
 @pytest.mark.parametrize("flavor", ["v2"])
 def test_refusals_without_a_source_or_with_a_bad_snapshot(kit, token):
+    from dbguard.journal import Journal
+
     r = kit.script("db_migrate_volume", "--yes")
     assert r.returncode == 3, shown(r)
     assert last_error(r) == (
-        f"ERROR: no other volume of '{KEY}' holds a PostgreSQL cluster, so there is "
-        f"nothing to copy into {kit.volume}. Name the source with FROM=<volume> if it is named "
-        "otherwise; nothing was changed")
+        f"ERROR: refusing to copy into {kit.volume}: no other volume or folder of {kit.volume} "
+        "holds a PostgreSQL cluster, so there is nothing to copy (FROM= names one that is "
+        "called otherwise). Nothing was changed")
     docker("volume", "create", kit.volume)
     folder = kit.root / "backups" / "volumes"
     folder.mkdir(parents=True)
     snap = folder / f"{kit.volume}_20250101_000000.tar"
     snap.write_bytes(b"x" * 1024)
     (folder / (snap.name + ".sha256")).write_text("0" * 64 + f"  {snap.name}\n")
+    op = Journal(kit.root / "backups").begin(
+        "db-migrate-volume", {"kind": "volume", "name": kit.volume},
+        {"kind": "tar", "path": str(snap), "store": kit.volume}, {})
+    op.end("done", settled=True)
     r = kit.script("db_migrate_volume", "--undo", "--yes")
     assert r.returncode == 3, shown(r)
-    assert last_error(r) == (f"ERROR: {snap.name} does not match its checksum. Put back an "
-                             "older one by hand, or keep the volume as it is; nothing was "
-                             "changed")
+    assert last_error(r) == (
+        f"ERROR: refusing to undo #1 db-migrate-volume of {kit.volume}: the copy it kept is not "
+        f"there to go back to: the snapshot {snap} does not match its checksum. Nothing was "
+        "changed")
     import hashlib
     (folder / (snap.name + ".sha256")).write_text(
         hashlib.sha256(snap.read_bytes()).hexdigest() + f"  {snap.name}\n")
@@ -233,12 +259,16 @@ def test_refusals_without_a_source_or_with_a_bad_snapshot(kit, token):
         before = manifest(kit, kit.volume)
         r = kit.script("db_migrate_volume", "--undo", "--yes")
         assert r.returncode == 3, shown(r)
-        assert last_error(r) == (f"ERROR: {token}-foreign (not of project {kit.token}) uses "
-                                 f"{kit.volume}. Stop it, or pass --force (FORCE=1); nothing "
-                                 "was changed")
+        assert last_error(r) == (
+            f"ERROR: refusing to undo #1 db-migrate-volume of {kit.volume}: {token}-foreign "
+            f"(not of project {kit.token}) uses {kit.volume}; stop it, or pass FORCE=1. "
+            "Nothing was changed")
         assert manifest(kit, kit.volume) == before
     finally:
         docker("rm", "-f", "-v", f"{token}-foreign", check=False)
+    snap.unlink()
+    r = kit.make("db-undo", "YES=1")
+    assert r.returncode != 0 and f"the snapshot {snap} is gone" in r.stderr, shown(r)
 
 
 def big_orphan(make_kit, name: str):
@@ -282,7 +312,9 @@ def test_killed_snapshot_leaves_the_target_as_it_was(make_kit, token):
     kill_after(kit, "INFO: taking a snapshot of", 0.2)
     assert not list((kit.root / "backups" / "volumes").glob("*.tar")), \
         "no snapshot file that looks finished"
-    kit.up("--allow-new-volume")
+    r = kit.up("--allow-new-volume")
+    assert "settled db-migrate-volume #1: it stopped before its first change (snapshot): " \
+        "nothing of" in r.stderr, shown(r)
     assert kit.fingerprint() == mine
 
 
@@ -334,6 +366,6 @@ def test_what_changes_while_the_question_waits_is_checked_again(make_kit, token)
     code, out = kit.tty("db_migrate_volume", answer="y", before_answer=lambda: sleeper(
         kit, f"{token}-intruder", kit.volume, "com.docker.compose.project=elsewhere"))
     assert code == 3, out
-    assert f"{token}-intruder (not of project {kit.token}) is running on one of the volumes" \
+    assert f"{token}-intruder (not of project {kit.token}) is running on one of them" \
         in out, out
     assert kit.fingerprint() == mine, "nothing was stopped or changed"

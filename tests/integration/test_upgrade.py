@@ -111,15 +111,20 @@ def test_killed_upgrades_leave_nothing_db_up_starts_a_rerun_finishes_undo_goes_b
         assert r.returncode == 3 and code in r.stderr, shown(r)
     r = kit.script("db_upgrade", "--old-image", image, "--yes")  # the rerun finishes
     assert r.returncode == 0, shown(r)
+    assert len([v for v in volume_names() if v.startswith(f"{kit.volume}_pg15_")]) == 1, \
+        "the copy the first kill left unfinished is gone; the one kept is the rerun's"
+    helpers = docker("ps", "-aq", "--filter", "label=dbguard.helper=1", "--filter",
+                     f"label=dbguard.project={kit.token}").stdout.split()
+    assert helpers == [], "no server of a killed run is left"
     kit.up()
     assert everything(kit) == before
     kit.sql("CREATE TABLE written_on_17 AS SELECT 1 AS x")
     kit.script("db_down")
     r = kit.make("db-upgrade", "UNDO=1", "YES=1")  # and going back puts 15 back
     assert r.returncode == 0, shown(r)
-    assert "INFO: snapshot of the current contents: " in r.stderr, "what 17 held is kept"
+    assert f"INFO: snapshot of what {kit.volume} held: " in r.stderr, "what 17 held is kept"
     assert list((kit.root / "backups" / "volumes").glob(f"{kit.volume}_*.tar"))
-    assert "set the service's image back to PostgreSQL 15" in r.stderr, shown(r)
+    assert "set the service's image back to 15 before `make db-up`" in r.stderr, shown(r)
     kit.write_env(DB_IMAGE=image)
     kit.up()
     assert everything(kit) == before
@@ -134,19 +139,21 @@ def test_refusals_change_nothing(make_kit, image, image17, token):
     kit.script("db_down")
     kit.write_env(DB_IMAGE=image)  # the image is older than the cluster
     r = kit.make("db-upgrade", "YES=1")
-    assert r.returncode != 0 and "ERROR: the cluster in" in r.stderr and \
-        "newer than the image's 15: db-upgrade only moves to a newer major" in r.stderr, shown(r)
+    assert r.returncode != 0 and f"ERROR: refusing to upgrade {kit.volume}: the cluster in" \
+        in r.stderr and "newer than the image's 15: db-upgrade only moves to a newer major" \
+        in r.stderr, shown(r)
     kit.write_env(DB_IMAGE=image17)
     r = kit.make("db-upgrade", "YES=1")
-    assert r.returncode != 0 and "as the image runs: nothing to upgrade" in r.stderr, shown(r)
+    assert r.returncode != 0 and "as the image runs: there is nothing to upgrade" in r.stderr, \
+        shown(r)
 
     old = make_kit(f"o{token}", COMPOSE_PROJECT_NAME=f"o{token}", DB_IMAGE=image)
     old.up()
     old.script("db_down")
     old.write_env(DB_IMAGE=image17)
     r = old.make("db-upgrade", "OLD_IMAGE=dbguard-no-such-image:15", "YES=1")
-    assert r.returncode != 0 and "ERROR: the image dbguard-no-such-image:15 is not available " \
-        "here" in r.stderr, shown(r)
+    assert r.returncode != 0 and "the image dbguard-no-such-image:15 is not available here" \
+        in r.stderr, shown(r)
     r = old.make("db-upgrade", "YES=1")  # not the official image's name: cannot derive
     assert r.returncode != 0 and "cannot tell which image runs PostgreSQL 15" in r.stderr
     docker("run", "-d", "--name", f"{token}-foreign", "--mount",

@@ -34,7 +34,7 @@ def test_user_data_size_counts_every_file_of_a_large_cluster(image, token, tmp_p
         one = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
                      f"type=volume,source={name},target=/v", image, "-c", LARGE_CLUSTER).stdout
         facts = inspect_contents(Runner(Path(tmp_path)), ImageInfo(image, True, 15, None),
-                                 [name])[name]
+                                 [(name, True)], tmp_path / "no-project")[0][name]
     finally:
         docker("volume", "rm", "-f", name)
     assert facts["user_files"] == 12_000
@@ -63,8 +63,8 @@ def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same
                f"type=volume,source={name},target=/v", image, "-c", MIXED_FILES)
 
         def manifest(tool: str, jobs: str) -> tuple[str, dict]:
-            out = docker(*helper_args(image, [(name, "/m", True)], MANIFEST_SCRIPT, tool, jobs,
-                                      "/m")[1:]).stdout
+            out = docker(*helper_args(image, [("volume", name, "/m", True)], MANIFEST_SCRIPT,
+                                      tool, jobs, "/m")[1:]).stdout
             return out.splitlines()[0], parse_manifests(out)["/m"]
 
         first, picked = manifest("pick", "spare")
@@ -128,15 +128,19 @@ def test_a_volume_copy_is_made_and_checked_under_busybox_as_in_an_alpine_image(
     from dbguard.destructive import replace_volume
     from dbguard.manifests import volume_manifests
 
-    kit = SimpleNamespace(image=SimpleNamespace(ref=busybox_image), runner=Runner(tmp_path))
+    from dbguard.snapshots import snapshot_volume
+
+    kit = SimpleNamespace(image=SimpleNamespace(ref=busybox_image), runner=Runner(tmp_path),
+                          project=SimpleNamespace(name=token),
+                          settings=SimpleNamespace(backup_dir=tmp_path / "backups"))
     source, target = f"{token}_from", f"{token}_to"
     for name in (source, target):
         docker("volume", "create", name)
     try:
         docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
                f"type=volume,source={source},target=/v", busybox_image, "-c", MIXED_FILES)
-        assert replace_volume.copy_verified(kit, Volume(source), target) == []
-        before, after = volume_manifests(kit, [source, target])
+        assert replace_volume.copy_verified(kit, Volume(source), Volume(target)) == []
+        before, after = volume_manifests(kit, [Volume(source), Volume(target)])
         assert after == before and len(after) == 309, "the copy is whole, by a second look"
         assert docker("run", "--rm", "--mount", f"type=volume,source={target},target=/to",
                       busybox_image, "ls", "-a", "/to").stdout.split().count(
@@ -144,7 +148,14 @@ def test_a_volume_copy_is_made_and_checked_under_busybox_as_in_an_alpine_image(
         # And the check can fail there: a copy changed after cp, before its manifest.
         monkeypatch.setattr(replace_volume, "COPY_SCRIPT", replace_volume.COPY_SCRIPT.replace(
             "cp -a /from/. /to/\n", "cp -a /from/. /to/ && echo x >> /to/empty\n"))
-        assert replace_volume.copy_verified(kit, Volume(source), target)[0].startswith(
+        assert replace_volume.copy_verified(kit, Volume(source), Volume(target))[0].startswith(
             "differs ./empty")
+        # A snapshot taken and put back there (busybox's tar has no --exclude).
+        tar = snapshot_volume(kit, Volume(source, size=1))
+        assert replace_volume.fill_from_snapshot(kit, tar, Volume(target)) == []
+        assert volume_manifests(kit, [Volume(target)])[0] == before
+        assert ".dbguard-incomplete" in docker(
+            "run", "--rm", "--mount", f"type=volume,source={target},target=/to", busybox_image,
+            "ls", "-a", "/to").stdout.split(), "marked until unmark"
     finally:
         docker("volume", "rm", "-f", source, target)

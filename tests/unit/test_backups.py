@@ -10,14 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from dbguard.backup_check import check_backup
-from dbguard.backups import BACKUP_RE, Backup, list_backups
-from dbguard.destructive.replace_database import old_name, scratch_name
+from dbguard.backups import Backup, list_backups
+from dbguard.names import BACKUP_RE, INCOMPLETE_MARKER, scratch_database, snapshot_database
 from dbguard.dump_header import read_dump_header
 from dbguard.errors import Failure, Refusal, UsageError
 from dbguard.files import StreamToFile, private_dir, sha256_file, write_checksum
 from dbguard.loads import report_tables
 from dbguard.manifests import manifest_differences, parse_manifests, tar_manifest
-from dbguard.volumes import INCOMPLETE_MARKER
 
 DATA = Path(__file__).parent / "data"
 
@@ -113,7 +112,7 @@ def test_checksum_mismatch_is_refused_before_anything(tmp_path):
     path = copy_with_checksum(tmp_path, DATA / "tiny.dump", "sum_db_20251215_124427.dump")
     path.write_bytes(path.read_bytes()[:-100])  # truncated after it was written
     with pytest.raises(Refusal) as err:
-        check_backup(None, path, 15)
+        check_backup(None, "c1", path, 15)
     assert err.value.message == ("sum_db_20251215_124427.dump does not match its checksum: it "
                                  "was truncated or changed after it was written")
 
@@ -122,7 +121,7 @@ def test_plain_dump_without_its_trailer_is_refused(tmp_path):
     path = tmp_path / "cut.sql"
     path.write_bytes((DATA / "tiny.sql").read_bytes()[:900])
     with pytest.raises(Refusal) as err:
-        check_backup(None, path, 15)
+        check_backup(None, "c1", path, 15)
     assert "ends before pg_dump's completion trailer" in err.value.message
 
 
@@ -132,19 +131,19 @@ def test_dump_from_a_newer_major_is_refused(tmp_path):
     path = tmp_path / "newer.sql"
     path.write_text(text)
     with pytest.raises(Refusal) as err:
-        check_backup(None, path, 15)
+        check_backup(None, "c1", path, 15)
     assert err.value.message.startswith("newer.sql was made by pg_dump 17.2")
 
 
 def test_good_plain_dump_with_checksum_passes(tmp_path):
     path = copy_with_checksum(tmp_path, DATA / "tiny.sql", "sum_db_20251215_124427.sql")
-    checked = check_backup(None, path, 15)
+    checked = check_backup(None, "c1", path, 15)
     assert (checked.facts.format, checked.checksum) == ("plain", True)
 
 
 def test_missing_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as err:
-        check_backup(None, tmp_path / "nope.dump", 15)
+        check_backup(None, "c1", tmp_path / "nope.dump", 15)
     assert err.value.code == 2 and "no such backup file" in err.value.message
 
 
@@ -185,13 +184,18 @@ def test_a_short_tar_does_not_read_back(tmp_path):
 
 
 def test_scratch_and_kept_names_fit_postgres_identifiers():
-    long = SimpleNamespace(db_name="x" * 63)
-    new, kept = scratch_name(long.db_name), old_name(long, "restore")
-    assert len(new.encode()) <= 63 and len(kept.encode()) <= 63 and new != kept
-    short = SimpleNamespace(db_name="sum_db")
-    assert scratch_name("sum_db") == "sum_db_dbguard_new"
-    assert old_name(short, "restore") == "sum_db_dbguard_snap_before_restore"
-    assert old_name(short, "seed") == "sum_db_dbguard_snap_before_seed"
+    from dbguard.names import trash_database
+
+    long = "x" * 63
+    names = [scratch_database(long), snapshot_database(long, "before_restore"),
+             trash_database(long), snapshot_database(long, "replaced_251215_124427_9")]
+    assert all(len(n.encode()) <= 63 for n in names) and len(set(names)) == 4
+    assert scratch_database("sum_db") == "sum_db_dbguard_new"
+    assert snapshot_database("sum_db", "before_restore") == "sum_db_dbguard_snap_before_restore"
+    assert snapshot_database("naïve" * 10, "x").encode().count(b"_dbguard_snap_") == 1
+    from dbguard.actions.rollback import free_replaced_name
+    taken = {snapshot_database("d", "replaced_251215_124427"): 1}
+    assert free_replaced_name("d", taken, "20251215_124427") == "replaced_251215_124427_2"
 
 
 def test_table_report():
@@ -204,7 +208,7 @@ def test_an_unreadable_checksum_file_is_refused(tmp_path):
     path = copy_with_checksum(tmp_path, DATA / "tiny.dump", "sum_db_20251215_124427.dump")
     path.with_name(path.name + ".sha256").write_text("not a digest\n")
     with pytest.raises(Refusal) as err:
-        check_backup(None, path, 15)
+        check_backup(None, "c1", path, 15)
     assert err.value.line() == ("ERROR: sum_db_20251215_124427.dump.sha256 cannot be read as a "
                                 "checksum. Pick another backup (`make db-backups`); nothing was "
                                 "changed")
@@ -302,10 +306,10 @@ def test_restore_by_default_takes_the_configured_databases_own_newest_backup(tmp
         write_checksum(folder / name, sha256_file(folder / name))
 
     def kit(db):
-        return SimpleNamespace(settings=SimpleNamespace(backup_dir=folder, db_name=db))
+        return SimpleNamespace(settings=SimpleNamespace(backup_dir=folder, db_name=db), db=db)
 
-    assert newest_good_backup(kit("sum_db"), 15).path.name == names[0]
-    assert newest_good_backup(kit("other"), 15).path.name == names[2]
+    assert newest_good_backup(kit("sum_db"), "c1", 15).path.name == names[0]
+    assert newest_good_backup(kit("other"), "c1", 15).path.name == names[2]
     with pytest.raises(Refusal) as err:
-        newest_good_backup(kit("third"), 15)
-    assert err.value.message == f"no backup in {folder} passes verification"
+        newest_good_backup(kit("third"), "c1", 15)
+    assert err.value.message == f"no backup of 'third' in {folder} passes verification"

@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -17,10 +16,9 @@ import pytest
 
 import db_down
 from dbguard.backup_check import CheckedBackup
-from dbguard.compose import Compose, Project
-from dbguard.destructive.replace_volume import (COPY_SCRIPT, EMPTY_SCRIPT, copy_verified,
-                                                copy_volume, ensure_volume, name_hash,
-                                                put_snapshot_back)
+from dbguard.compose import Project
+from dbguard.destructive.replace_volume import (COPY_SCRIPT, UNTAR_SCRIPT, copy_verified,
+                                                copy_volume, ensure_volume, name_hash)
 from dbguard.docker import Container, ImageInfo
 from dbguard.dump_header import DumpFacts
 from dbguard.dumps import take_dump
@@ -29,94 +27,18 @@ from dbguard.kit import Kit, with_credentials
 from dbguard.files import read_checksum
 from dbguard.loads import Loader
 from dbguard.manifests import MANIFEST_SCRIPT, tar_manifest
-from dbguard.runner import Runner
+from dbguard.server import FEED, Server
 from dbguard.service import remove_leftover_helpers, start_service, stop_containers
 from dbguard.settings import load_settings
 from dbguard.snapshots import TAR_SCRIPT, snapshot_volume
 from dbguard.volumes import Volume
-
-PASSWORD = "pw-never-in-argv"
-HELPER = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-          "--tmpfs", "/tmp", "--user", "0:0", "--label", "dbguard.helper=1", "--entrypoint",
-          "/bin/sh"]
-
-
-class FakeProcess:
-    """What Runner.spawn returns in these tests: canned output, a stdin that keeps what it got."""
-
-    def __init__(self, args, stdout=b"", stderr=b"", returncode=0):
-        self.args, self.returncode = args, returncode
-        self.stdout, self.stderr = io.BytesIO(stdout), io.BytesIO(stderr)
-        self.stdin = Sink()
-
-    def wait(self):
-        return self.returncode
-
-    def poll(self):
-        return self.returncode
-
-    def kill(self):
-        pass
-
-    def communicate(self):
-        return self.stdout.read(), self.stderr.read()
-
-
-class Sink(io.BytesIO):
-    def close(self):
-        self.kept = self.getvalue()
-        super().close()
-
-
-class RecordingRunner(Runner):
-    """Records every command; answers from `answers` (first matching prefix), else exit 0."""
-
-    def __init__(self, cwd: Path, dry_run: bool = False):
-        super().__init__(cwd, dry_run=dry_run)
-        self.recorded: list[list[str]] = []
-        self.answers: list[tuple[list[str], dict]] = []
-        self.processes: list[FakeProcess] = []
-
-    def answer(self, prefix: list[str], **reply) -> None:
-        self.answers.append((prefix, reply))
-
-    def _reply(self, args: list[str]) -> dict:
-        self.recorded.append(args)
-        return next((reply for prefix, reply in self.answers if args[:len(prefix)] == prefix),
-                    {})
-
-    def execute(self, args, stdin, stdout, stderr):
-        reply = self._reply(args)
-        return subprocess.CompletedProcess(args, reply.get("returncode", 0),
-                                           reply.get("stdout", b""), reply.get("stderr", b""))
-
-    def spawn(self, args, **kwargs):
-        process = FakeProcess(args, **self._reply(args))
-        self.processes.append(process)
-        return process
+from fakes import (HELPER, PASSWORD, FakeProcess, RecordingRunner, compose_args, make_kit,
+                   ps_line)
 
 
 @pytest.fixture
 def kit(tmp_path) -> Kit:
-    (tmp_path / ".env").write_text(f"COMPOSE_PROJECT_NAME=sumplatform\nDJANGO_DB_NAME=sum_db\n"
-                                   f"DJANGO_DB_USER=sum_user\nDJANGO_DB_PASSWORD={PASSWORD}\n")
-    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
-    settings = load_settings(tmp_path, environ={})
-    runner = RecordingRunner(tmp_path)
-    project = Project(name="sumplatform", name_source=".env", directory=tmp_path, service="db",
-                      image="postgres:15", volume_key="sum_db_data",
-                      volume="sumplatform_sum_db_data", external=False,
-                      mount_target="/var/lib/postgresql/data", service_pgdata=None)
-    compose = Compose(runner, settings, ("docker", "compose"), "2.40.3", "sumplatform")
-    return Kit(settings, runner, compose, project,
-               ImageInfo("postgres:15", True, 15, "/var/lib/postgresql/data"))
-
-
-def compose_args(kit: Kit, *rest: str) -> list[str]:
-    """Compose finds the files and reads .env itself: no -f, no --env-file (see test_compose_
-    file_discovery.py for -f when COMPOSE_FILE is set in the kit's settings)."""
-    root = kit.settings.root
-    return ["docker", "compose", "--project-directory", str(root), "-p", "sumplatform", *rest]
+    return make_kit(tmp_path)
 
 
 def no_password_in_any_argv(kit: Kit) -> None:
@@ -124,13 +46,26 @@ def no_password_in_any_argv(kit: Kit) -> None:
 
 
 def container(cid: str, state: str = "running", project: str = "sumplatform",
-              helper: bool = False) -> Container:
-    return Container(cid, f"{project}-{cid}", state, "", "", project, "db", [], "", helper)
+              helper: bool = False, owner: str = "") -> Container:
+    return Container(cid, f"{project}-{cid}", state, "", "", project, "db", [], "", helper,
+                     owner)
+
+
+def server(kit: Kit) -> Server:
+    return kit.server_in("c1")
+
+
+def psql(script: str, db: str, app: str = "dbguard", /, **variables) -> list[str]:
+    argv = ["docker", "exec", "-e", f"PGAPPNAME={app}", "c1", "sh", "-c", FEED, "dbguard-sql",
+            script, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-U", "sum_user", "-d", db,
+            "-f", "-"]
+    for k, v in variables.items():
+        argv += ["-v", f"{k}={v}"]
+    return argv
 
 
 def test_compose_up_starts_only_the_database_service_pinned_to_the_project(kit):
-    ps = "\t".join(["c1", "sumplatform-db-1", "running", "Up", "", "sumplatform", "db", "", "",
-                    "sumplatform_sum_db_data"])
+    ps = ps_line("c1", "sumplatform-db-1")
     kit.runner.answer(["docker", "ps"], stdout=ps.encode())
     kit.runner.answer(["docker", "inspect"],
                       stdout=json.dumps({"Status": "running", "Health": {"Status": "healthy"}})
@@ -143,21 +78,18 @@ def test_compose_up_starts_only_the_database_service_pinned_to_the_project(kit):
     no_password_in_any_argv(kit)
 
 
-def test_db_down_stops_only_the_database_service(kit, monkeypatch):
-    monkeypatch.setattr(db_down, "open_kit", lambda args: kit)
+def test_db_down_stops_only_the_database_service_under_the_lock(kit, monkeypatch, capsys):
+    from dbguard.errors import EXIT_REFUSED
+    from dbguard.kit import kit_lock
+
+    monkeypatch.setattr(db_down, "open_kit", lambda args, command="": kit)
+    with kit_lock(kit, "db-migrate-volume"):
+        assert db_down.main([]) == EXIT_REFUSED
+    assert kit.runner.recorded == [], "nothing stopped while another command worked"
+    assert "another dbguard command is running (db-migrate-volume, pid" in \
+        capsys.readouterr().err
     assert db_down.main([]) == 0
     assert kit.runner.recorded == [compose_args(kit, "stop", "db")]
-
-
-def test_a_dry_run_shows_compose_up_and_stop_and_runs_neither(kit, monkeypatch, capsys):
-    kit.runner.dry_run = True
-    start_service(kit)
-    monkeypatch.setattr(db_down, "open_kit", lambda args: kit)
-    db_down.main(["--dry-run"])
-    assert kit.runner.recorded == []
-    err = capsys.readouterr().err
-    assert "would run: docker compose --project-directory" in err
-    assert err.count("would run:") == 2 and " up -d db\n" in err and " stop db\n" in err
 
 
 COPY_ARGV = HELPER + [
@@ -171,7 +103,7 @@ def test_the_copy_container_copies_read_only_then_hashes_the_copy_with_the_sourc
                       b"regular file|600|999|999|3|1|./PG_VERSION\n-- sums\n"
                       b"123 3 ./PG_VERSION\n-- links\n")
     got = copy_volume(kit, Volume("tradesite_sum_db_data", size=1 << 20),
-                      "sumplatform_sum_db_data", lambda: "cksum")
+                      Volume("sumplatform_sum_db_data"), lambda: "cksum")
     assert kit.runner.recorded == [COPY_ARGV]
     assert kit.runner.processes[0].stdin.kept == b"cksum\n", "the source's pick, on stdin"
     assert got == {"./PG_VERSION": ("f", "600", "999", "999", 3, 1, "crc32:123:3")}, \
@@ -187,7 +119,7 @@ def test_the_copy_container_copies_read_only_then_hashes_the_copy_with_the_sourc
 def test_a_copy_container_that_fails_is_a_failure_naming_docker_run(kit):
     kit.runner.answer(HELPER, returncode=1, stderr=b"cp: write error: No space left on device")
     with pytest.raises(Failure) as err:
-        copy_volume(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data",
+        copy_volume(kit, Volume("tradesite_sum_db_data"), Volume("sumplatform_sum_db_data"),
                     lambda: "cksum")
     assert err.value.message == "`docker run` failed: cp: write error: No space left on device"
 
@@ -197,7 +129,7 @@ def test_a_source_side_that_names_no_hash_is_the_error_not_the_copys_silent_exit
     kit.runner.answer(source, returncode=1, stderr=b"find: /m: Permission denied")
     kit.runner.answer(HELPER, returncode=1)  # what the copy script does on an empty stdin
     with pytest.raises(Failure) as err:
-        copy_verified(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data")
+        copy_verified(kit, Volume("tradesite_sum_db_data"), Volume("sumplatform_sum_db_data"))
     assert err.value.message == "`docker run` failed: find: /m: Permission denied"
 
 
@@ -216,7 +148,7 @@ def test_a_copys_manifest_with_a_file_but_no_hash_is_a_failure_not_equal(kit):
     kit.runner.answer(COPY_ARGV, stdout=b"hash cksum 2\n== /to\n"
                       b"regular file|600|999|999|3|1|./PG_VERSION\n-- sums\n-- links\n")
     with pytest.raises(Failure) as err:
-        copy_volume(kit, Volume("tradesite_sum_db_data"), "sumplatform_sum_db_data",
+        copy_volume(kit, Volume("tradesite_sum_db_data"), Volume("sumplatform_sum_db_data"),
                     lambda: "cksum")
     assert err.value.message == "a volume's manifest is incomplete (no hash for ./PG_VERSION)"
 
@@ -276,12 +208,15 @@ def test_a_snapshot_that_differs_from_the_volume_is_not_kept(kit, tmp_path):
     assert list((kit.settings.backup_dir / "volumes").iterdir()) == []
 
 
+PG_DUMP = ["docker", "exec", "-e", "PGAPPNAME=dbguard", "c1", "pg_dump", "-U", "sum_user", "-d",
+           "sum_db", "--format"]
+
+
 def test_pg_dump_runs_in_the_container_over_its_socket_and_is_walked_as_it_is_written(kit):
     body = (Path(__file__).parent / "data" / "pg15.dump").read_bytes()
-    dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
-                        "--format", "c", "-Z", "1")
+    dump = PG_DUMP + ["c", "-Z", "1"]
     kit.runner.answer(dump, stdout=body)
-    path = take_dump(kit, "custom", tag="pre-restore")
+    path = take_dump(kit, server(kit), "custom", tag="pre-restore")
     assert kit.runner.recorded == [dump], "one stream: no second read through pg_restore"
     assert path.read_bytes() == body and path.name.endswith("_pre-restore.dump")
     assert read_checksum(path) == hashlib.sha256(body).hexdigest()
@@ -292,15 +227,15 @@ def test_pg_dump_runs_in_the_container_over_its_socket_and_is_walked_as_it_is_wr
 def test_an_archive_version_the_walk_does_not_know_is_read_back_whole(kit, reads):
     body = bytearray((Path(__file__).parent / "data" / "pg15.dump").read_bytes())
     body[6] = 15  # archive version 1.15 (PostgreSQL 16): not checked against a real one here
-    read = compose_args(kit, "exec", "-T", "db", "pg_restore", "-f", "/dev/null")
+    read = ["docker", "exec", "-i", "c1", "pg_restore", "-f", "/dev/null"]
     kit.runner.answer(read, returncode=0 if reads else 1,
                       stderr=b"" if reads else b"pg_restore: error: unexpected end of file")
-    kit.runner.answer(compose_args(kit, "exec"), stdout=bytes(body))
+    kit.runner.answer(PG_DUMP, stdout=bytes(body))
     if reads:
-        assert take_dump(kit, "custom").read_bytes() == bytes(body)
+        assert take_dump(kit, server(kit), "custom").read_bytes() == bytes(body)
     else:
         with pytest.raises(Failure, match="does not read back whole"):
-            take_dump(kit, "custom")
+            take_dump(kit, server(kit), "custom")
         assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept"
     assert kit.runner.recorded[-1] == read
 
@@ -308,9 +243,9 @@ def test_an_archive_version_the_walk_does_not_know_is_read_back_whole(kit, reads
 @pytest.mark.parametrize("cut", [1, 100, 2000])
 def test_a_cut_archive_stream_keeps_nothing_even_when_pg_dump_says_0(kit, cut):
     body = (Path(__file__).parent / "data" / "pg15.dump").read_bytes()
-    kit.runner.answer(compose_args(kit, "exec"), stdout=body[:-cut])
+    kit.runner.answer(PG_DUMP, stdout=body[:-cut])
     with pytest.raises(Failure) as err:
-        take_dump(kit, "custom")
+        take_dump(kit, server(kit), "custom")
     assert err.value.message.startswith("the dump is not a whole archive: it ends inside")
     assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept, not even a partial"
 
@@ -322,10 +257,9 @@ def test_custom_dumps_compress_by_what_the_images_pg_dump_can_do(kit, major, set
     kit = dataclasses.replace(
         kit, settings=dataclasses.replace(kit.settings, dump_compression=setting),
         image=dataclasses.replace(kit.image, pg_major=major))
-    dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
-                        "--format", "c", "-Z", level)
+    dump = PG_DUMP + ["c", "-Z", level]
     kit.runner.answer(dump, stdout=b"PGDMP" + os.urandom(64))
-    take_dump(kit, "custom")
+    take_dump(kit, server(kit), "custom")
     assert kit.runner.recorded[0] == dump
 
 
@@ -335,30 +269,28 @@ def test_a_compression_pg_dump_15_does_not_know_is_refused_before_anything_runs(
         kit, settings=dataclasses.replace(kit.settings, dump_compression=setting),
         image=dataclasses.replace(kit.image, pg_major=15))
     with pytest.raises(Failure) as err:
-        take_dump(kit, "custom")
+        take_dump(kit, server(kit), "custom")
     assert err.value.message.startswith(f"DBGUARD_DUMP_COMPRESSION={setting} needs pg_dump 16")
     assert kit.runner.recorded == [] and not kit.settings.backup_dir.exists()
 
 
 def test_a_pg_dump_without_zstd_gets_zlib_level_1_with_a_warning(kit, capsys):
     kit = dataclasses.replace(kit, image=dataclasses.replace(kit.image, pg_major=16))
-    zstd = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
-                        "--format", "c", "-Z", "zstd:1")
+    zstd = PG_DUMP + ["c", "-Z", "zstd:1"]
     kit.runner.answer(zstd, returncode=1,
                       stderr=b"pg_dump: error: this build does not support compression with zstd")
     zlib = zstd[:-1] + ["1"]
     kit.runner.answer(zlib, stdout=b"PGDMP" + os.urandom(64))
-    path = take_dump(kit, "custom")
+    path = take_dump(kit, server(kit), "custom")
     assert [a for a in kit.runner.recorded if "pg_dump" in a] == [zstd, zlib] and path.exists()
     assert "this pg_dump cannot compress with zstd:1; using zlib level 1" in capsys.readouterr().err
 
 
 def test_plain_pg_dump_has_no_reader_and_needs_its_trailer(kit):
-    dump = compose_args(kit, "exec", "-T", "db", "pg_dump", "-U", "sum_user", "-d", "sum_db",
-                        "--format", "p")
+    dump = PG_DUMP + ["p"]
     kit.runner.answer(dump, stdout=b"--\n-- PostgreSQL database dump\n--\nCREATE TABLE t();\n")
     with pytest.raises(Failure) as err:
-        take_dump(kit, "plain")
+        take_dump(kit, server(kit), "plain")
     assert kit.runner.recorded == [dump]
     assert err.value.message == "the dump has no completion trailer (pg_dump stopped early)"
     assert list(kit.settings.backup_dir.iterdir()) == [], "nothing kept, not even a partial"
@@ -370,11 +302,13 @@ def custom_backup(tmp_path, name="sum_db_20251215_124427.dump") -> CheckedBackup
     return CheckedBackup(dump, DumpFacts("custom", "sum_db", "15.1", "15.1"), True)
 
 
-CLEAN = ["docker", "exec", "c1", "sh", "-c", "rm -f /tmp/dbguard-restore-*.dump"]
+CLEAN = ["docker", "exec", "c1", "sh", "-c", f"rm -f /tmp/dbguard-restore-{os.getpid()}-*.dump"]
+LEFTOVERS = ["docker", "exec", "c1", "ls", "/tmp"]
+APP = ["-e", f"PGAPPNAME=dbguard:dbguard:{os.getpid()}"]
 
 
 def loader(kit, backup: CheckedBackup) -> Loader:
-    load = Loader(kit, container("c1"))
+    load = Loader(kit, server(kit))
     load.stage(backup.path)
     load.use(backup)
     return load
@@ -383,24 +317,35 @@ def loader(kit, backup: CheckedBackup) -> Loader:
 def test_pg_restore_loads_a_custom_archive_in_parallel_from_a_copy_in_the_container(
         kit, tmp_path):
     backup = custom_backup(tmp_path)
-    with Loader(kit, container("c1")) as load:
+    with Loader(kit, server(kit)) as load:
         load.stage(backup.path)
         inside = f"/tmp/dbguard-restore-{os.getpid()}-1.dump"
         copy = ["docker", "cp", str(backup.path), f"c1:{inside}"]
-        assert kit.runner.recorded == [copy], "the copy starts before the checks"
+        assert kit.runner.recorded == [LEFTOVERS, copy], "the copy starts before the checks"
         load.use(backup)
         load("sum_db_dbguard_new")
         assert kit.runner.recorded[-1] == CLEAN, "the copy goes while the swap runs"
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     assert kit.runner.recorded == [
-        copy, ["docker", "exec", "c1", "pg_restore", "-U", "sum_user", "-d",
-               "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside], CLEAN]
+        LEFTOVERS, copy, ["docker", "exec", *APP, "c1", "pg_restore", "-U", "sum_user", "-d",
+                          "sum_db_dbguard_new", "--exit-on-error", "-j", jobs, inside], CLEAN]
+
+
+def test_copies_a_killed_run_left_in_the_container_are_removed_only_if_their_run_is_gone(
+        kit, tmp_path):
+    gone = 2 ** 22 + 7  # above any pid this machine hands out
+    kit.runner.answer(LEFTOVERS, stdout=f"dbguard-restore-{gone}-1.dump\n"
+                      f"dbguard-restore-1-1.dump\nother.dump\n".encode())
+    with Loader(kit, server(kit)):
+        pass
+    assert kit.runner.recorded == [LEFTOVERS, ["docker", "exec", "c1", "rm", "-f",
+                                               f"/tmp/dbguard-restore-{gone}-1.dump"]]
 
 
 def test_a_backup_refused_by_its_checks_has_its_copy_replaced_by_the_next_ones(kit, tmp_path):
     refused, good = custom_backup(tmp_path, "new.dump"), custom_backup(tmp_path, "old.dump")
     (tmp_path / "plain.sql").write_text("SELECT 1;\n")
-    with Loader(kit, container("c1")) as load:
+    with Loader(kit, server(kit)) as load:
         load.stage(tmp_path / "plain.sql")  # plain SQL goes through stdin: no copy
         load.stage(tmp_path / "missing.dump")  # the checks will say so: no copy
         load.stage(refused.path)
@@ -419,8 +364,9 @@ def test_a_declined_restore_removes_the_copy_it_started_and_a_dry_run_copies_not
     backup = custom_backup(tmp_path)
     with pytest.raises(Refusal), loader(kit, backup):
         raise Refusal("answered no", "nothing was changed")
-    assert [a[:2] for a in kit.runner.recorded] == [["docker", "cp"], ["docker", "exec"]]
-    assert kit.runner.recorded[1] == CLEAN
+    assert [a[:2] for a in kit.runner.recorded] == [["docker", "cp"], ["docker", "exec"],
+                                                    ["docker", "exec"]]
+    assert kit.runner.recorded[2] == CLEAN
     dry = dataclasses.replace(kit, runner=RecordingRunner(tmp_path, dry_run=True))
     with loader(dry, backup):
         pass
@@ -439,7 +385,7 @@ def test_a_failed_copy_into_the_container_is_one_error_before_the_load(kit, tmp_
 
 
 def test_a_failed_pg_restore_still_removes_its_copy_in_the_container(kit, tmp_path):
-    kit.runner.answer(["docker", "exec", "c1", "pg_restore"], returncode=1,
+    kit.runner.answer(["docker", "exec", *APP, "c1", "pg_restore"], returncode=1,
                       stderr=b'pg_restore: error: role "app" does not exist')
     with pytest.raises(Failure) as err, loader(kit, custom_backup(tmp_path, "x.dump")) as load:
         load("sum_db_dbguard_new")
@@ -455,18 +401,23 @@ def test_plain_sql_loads_with_psql_stopping_at_the_first_error_in_one_transactio
     backup = CheckedBackup(dump, DumpFacts("plain", None, "15.1", "15.1"), True)
     with loader(kit, backup) as load:
         load("sum_db_dbguard_new")
-    assert kit.runner.recorded == [compose_args(
-        kit, "exec", "-T", "db", "psql", "-X", "-q", "-U", "sum_user",
-        "-d", "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-")]
+    assert kit.runner.recorded[1:] == [[
+        "docker", "exec", "-i", *APP, "c1", "psql", "-X", "-q", "-U", "sum_user",
+        "-d", "sum_db_dbguard_new", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"]]
 
 
-def test_only_running_containers_are_stopped_and_only_helpers_removed(kit):
+def test_only_running_containers_are_stopped_and_only_this_projects_helpers_removed(kit):
     stop_containers(kit, [container("run"), container("gone", state="exited"),
                           container("paused", state="paused")])
-    helper, app = container("h1", project="", helper=True), container("app")
-    remove_leftover_helpers(kit, [Volume("sumplatform_sum_db_data", used_by=[helper, app])])
-    assert kit.runner.recorded == [["docker", "stop", "run", "paused"],
-                                   ["docker", "rm", "-f", "-v", "h1"]]
+    ps = "\n".join([ps_line("h1", "x", helper="1", owner="sumplatform", project=""),
+                    ps_line("h2", "y", helper="1", owner="shop", project=""),
+                    ps_line("app", "sumplatform-db-1")])
+    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+    old = container("h0", project="", helper=True)  # an older kit's, on one of our volumes
+    remove_leftover_helpers(kit, [old, container("app")])
+    assert kit.runner.recorded[0] == ["docker", "stop", "run", "paused"]
+    assert kit.runner.recorded[-1] == ["docker", "rm", "-f", "-v", "h1", "h0"], \
+        "another project's helper (h2) is not ours to touch"
 
 
 LABELS = ["--label", "com.docker.compose.project=sumplatform", "--label",
@@ -494,18 +445,26 @@ def test_a_target_another_project_refers_to_keeps_its_labels(kit):
     assert kit.runner.recorded == []
 
 
-def test_undoing_into_a_volume_that_did_not_exist_removes_it_and_otherwise_empties_it(kit):
-    put_snapshot_back(kit, Volume("sumplatform_sum_db_data", exists=False), None)
-    put_snapshot_back(kit, Volume("sumplatform_sum_db_data"), None)
-    assert kit.runner.recorded == [
-        ["docker", "volume", "rm", "sumplatform_sum_db_data"],
-        HELPER + ["--mount", "type=volume,source=sumplatform_sum_db_data,target=/to",
-                  "postgres:15", "-c", EMPTY_SCRIPT, "dbguard"]]
+def test_a_folder_target_is_created_on_the_host_and_never_labelled(kit, tmp_path):
+    folder = tmp_path / "postgres14"
+    ensure_volume(kit, Volume(str(folder), exists=False, folder=True))
+    assert folder.is_dir() and kit.runner.recorded == []
+
+
+def test_putting_a_snapshot_back_writes_the_mark_first_and_again_after_untar():
+    """busybox's tar has no --exclude: the archive is extracted whole and the mark written
+    again, so the target stays marked until `unmark`."""
+    assert "--exclude" not in UNTAR_SCRIPT
+    touch, empty, untar, again = (UNTAR_SCRIPT.index(s) for s in (
+        "touch /to/.dbguard-incomplete &&", "-exec rm -rf", "tar -C /to -xpf -",
+        "\ntouch /to/.dbguard-incomplete\n"))
+    assert touch < empty < untar < again
 
 
 def test_only_the_destructive_modules_drop_rename_or_empty_anything():
     package = Path(__file__).resolve().parents[2] / "scripts" / "dbguard"
-    primitives = ("DROP DATABASE", "RENAME TO", "rm -rf", '"volume", "rm"', ".unlink()")
+    primitives = ("DROP DATABASE", "RENAME TO", "rm -rf", '"volume", "rm"', ".unlink()",
+                  "EMPTY_SCRIPT", "ALLOW_CONNECTIONS false")
     for path in package.rglob("*.py"):
         text = path.read_text()
         found = [p for p in primitives if p in text]
@@ -513,8 +472,8 @@ def test_only_the_destructive_modules_drop_rename_or_empty_anything():
             continue
         assert not found, f"{path.relative_to(package)} holds {found}: it belongs in destructive/"
     files = (package / "files.py").read_text()
-    assert files.count(".unlink()") == 1 and "self.partial.unlink()" in files, \
-        "files.py removes only its own partial file"
+    assert files.count(".unlink()") == 2 and "self.partial.unlink()" in files \
+        and "tmp.unlink()" in files, "files.py removes only its own partial files"
 
 
 def test_db_dump_waits_its_turn_behind_a_command_that_changes_data(kit, monkeypatch):
@@ -522,11 +481,11 @@ def test_db_dump_waits_its_turn_behind_a_command_that_changes_data(kit, monkeypa
     from dbguard.errors import EXIT_REFUSED
     from dbguard.kit import kit_lock
 
-    monkeypatch.setattr(db_dump, "open_kit", lambda args: kit)
-    monkeypatch.setattr(db_dump, "require_running", lambda kit: container("c1"))
+    kit.runner.answer(["docker", "ps"], stdout=ps_line("c1", "sumplatform-db-1").encode())
+    monkeypatch.setattr(db_dump, "open_kit", lambda args, command="": kit)
     with kit_lock(kit, "db-restore"):
         assert db_dump.main([]) == EXIT_REFUSED
-    assert kit.runner.recorded == [], "no pg_dump started"
+    assert not [a for a in kit.runner.recorded if "pg_dump" in a], "no pg_dump started"
 
 
 def test_db_prune_waits_its_turn_and_deletes_nothing_meanwhile(kit, monkeypatch, capsys):
@@ -539,11 +498,13 @@ def test_db_prune_waits_its_turn_and_deletes_nothing_meanwhile(kit, monkeypatch,
     names = [f"sum_db_2025121{i}_124427.dump" for i in range(3)]
     for name in names:
         (folder / name).write_bytes(b"PGDMP")
+        (folder / f"{name}.sha256").write_text(
+            f"{hashlib.sha256(b'PGDMP').hexdigest()}  {name}\n")
     monkeypatch.setattr(db_prune, "load_settings", lambda: kit.settings)
     with kit_lock(kit, "db-restore"):
         assert db_prune.main(["--keep", "1", "--yes"]) == EXIT_REFUSED
     assert capsys.readouterr().err.startswith(
-        "ERROR: another dbguard command is changing data (db-restore, pid ")
+        "ERROR: another dbguard command is running (db-restore, pid ")
     assert sorted(p.name for p in folder.glob("*.dump")) == names
     assert db_prune.main(["--keep", "1", "--yes"]) == 0
     assert [p.name for p in folder.glob("*.dump")] == [names[-1]]
@@ -551,12 +512,10 @@ def test_db_prune_waits_its_turn_and_deletes_nothing_meanwhile(kit, monkeypatch,
 
 def test_an_image_that_cannot_be_pulled_is_one_error_pointing_at_composes_output(
         kit, monkeypatch, capsys):
-    import dataclasses
-
     import db_up
 
     absent = dataclasses.replace(kit, image=ImageInfo("postgres:15", False, 15, None))
-    monkeypatch.setattr(db_up, "open_kit", lambda args: absent)
+    monkeypatch.setattr(db_up, "open_kit", lambda args, command="": absent)
     monkeypatch.setattr(db_up, "init_env_file", lambda: False)
     kit.runner.answer(compose_args(kit, "pull"), returncode=1)
     assert db_up.main([]) == 1
@@ -566,38 +525,47 @@ def test_an_image_that_cannot_be_pulled_is_one_error_pointing_at_composes_output
         "available (check its name, or build or load it) and run again; nothing was started")
 
 
-def test_a_server_error_during_the_swap_is_one_error_line(kit, monkeypatch):
-    """e.g. ObjectInUse when other sessions do not go away in time: no traceback, and the
-    message says the database was left as it was."""
-    import psycopg
-
-    from dbguard.destructive import replace_database as rd
-
-    def busy(*args):
-        raise psycopg.errors.ObjectInUse(
-            'database "sum_db" is being accessed by other users')
-
-    monkeypatch.setattr(rd, "_replace", busy)
+def test_a_server_error_is_one_error_line_with_the_servers_words_and_no_password(kit):
+    script = "ALTER DATABASE :\"db\" RENAME TO x;"
+    kit.runner.answer(["docker", "exec"], returncode=3, stderr=(
+        'psql:<stdin>:1: ERROR:  database "sum_db" is being accessed by other users\n'
+        "DETAIL:  There is 1 other session using the database.\n").encode())
     with pytest.raises(Failure) as err:
-        rd.replace_database(kit, lambda name: None, "restore")
+        server(kit).run(script, "postgres", db="sum_db")
     assert err.value.line() == (
-        "ERROR: the database server refused a step of the replacement (database \"sum_db\" is "
-        "being accessed by other users). 'sum_db' was left as it was and is open; run again "
-        "(stop the application first if it keeps the database busy)")
+        "ERROR: the database server refused a step (ERROR: database \"sum_db\" is being "
+        "accessed by other users). Fix what it says and run again; `make db-info` shows the "
+        "state")
+    assert kit.runner.recorded == [psql(script, "postgres", f"dbguard:dbguard:{os.getpid()}",
+                                        db="sum_db")], "the script whole in argv, not a pipe"
+    no_password_in_any_argv(kit)
+
+
+def test_the_password_reaches_psql_only_through_the_environment_and_only_when_asked(kit):
+    kit.runner.answer(["docker", "exec", "-e", "PGAPPNAME=dbguard", "c1"], returncode=2,
+                      stderr=b'psql: error: connection to server on socket "/var/run/'
+                      b'postgresql/.s.PGSQL.5432" failed: FATAL:  password authentication '
+                      b'failed for user "sum_user"\n')
+    kit.runner.answer(["docker", "exec", "-e", "PGAPPNAME=dbguard", "-e", "PGPASSWORD"],
+                      stdout=b'[{"n": 1}]')
+    assert server(kit).rows("SELECT 1 AS n", "postgres") == [{"n": 1}]
+    first, second = kit.runner.recorded
+    assert "PGPASSWORD" not in first and second[:6] == [
+        "docker", "exec", "-e", "PGAPPNAME=dbguard", "-e", "PGPASSWORD"]
+    assert kit.runner.envs[0] is None and kit.runner.envs[1]["PGPASSWORD"] == PASSWORD
+    no_password_in_any_argv(kit)
 
 
 def test_a_backup_removed_by_hand_while_db_prune_runs_is_no_error(kit):
-    from dbguard.destructive.delete_backups import delete, plan_prune
+    from dbguard.destructive.delete_backups import delete
 
     folder = kit.settings.backup_dir
     folder.mkdir()
-    for day in (1, 2, 3):
-        (folder / f"sum_db_2025120{day}_000000.dump").write_bytes(b"PGDMP")
-    (folder / ".sum_db_20251204_000000.dump.partial").write_bytes(b"half")
-    plan = plan_prune(kit.settings, 1)
-    assert len(plan.files) == 3
-    plan.stale[0].unlink()  # listed, then removed by hand before the deletion
-    assert delete(plan) == 2
+    files = [folder / f"sum_db_2025120{day}_000000.dump" for day in (1, 2, 3)]
+    for f in files:
+        f.write_bytes(b"PGDMP")
+    files[0].unlink()  # listed, then removed by hand before the deletion
+    assert delete(files[:2]) == 1
     assert [p.name for p in folder.iterdir()] == ["sum_db_20251203_000000.dump"]
 
 
@@ -627,122 +595,73 @@ def test_db_backups_lists_safety_dumps_and_unfinished_snapshots_apart(kit, monke
 
 def test_a_data_command_clears_only_the_kits_own_leftover_partial_files(kit, monkeypatch):
     """Under the lock, the kit's `.partial` files are a killed run's debris and go when db-dump
-    starts; a partial file of another program in a shared folder is never touched."""
+    starts (db-upgrade's cluster dumps too); a partial file of another program in a shared
+    folder is never touched."""
     import db_dump
 
     folder = kit.settings.backup_dir
     (folder / "volumes").mkdir(parents=True)
+    (folder / "upgrades").mkdir(parents=True)
     ours = [folder / ".sum_db_20251201_000000.dump.partial",
             folder / ".sum_db_20251201_000000.dump.sha256.partial",
-            folder / "volumes" / ".sumplatform_sum_db_data_20251201_000000.tar.partial"]
+            folder / "volumes" / ".sumplatform_sum_db_data_20251201_000000.tar.partial",
+            folder / "upgrades" / ".20251201_000000_pg15_cluster.sql.partial"]
     theirs = [folder / ".download.partial", folder / "volumes" / ".notes.partial"]
     for path in ours + theirs:
         path.write_bytes(b"half")
-    monkeypatch.setattr(db_dump, "open_kit", lambda args: kit)
-    monkeypatch.setattr(db_dump, "require_running", lambda kit: container("c1"))
-    kit.runner.answer(compose_args(kit, "exec", "-T", "db", "pg_dump"),
-                      stdout=b"PGDMP" + os.urandom(64))
+    monkeypatch.setattr(db_dump, "open_kit", lambda args, command="": kit)
+    kit.runner.answer(["docker", "ps"], stdout=ps_line("c1", "sumplatform-db-1").encode())
+    kit.runner.answer(PG_DUMP, stdout=b"PGDMP" + os.urandom(64))
     assert db_dump.main([]) == 0
-    assert [p.exists() for p in ours] == [False, False, False]
+    assert [p.exists() for p in ours] == [False] * 4
     assert [p.exists() for p in theirs] == [True, True], "not the kit's: kept"
 
 
-def test_seed_asks_before_it_drops_the_database_a_previous_run_kept(kit, monkeypatch, capsys):
-    import db_seed
-    from dbguard.destructive.replace_database import ReplaceState
-    from dbguard.errors import EXIT_REFUSED
-
-    kit.settings.fixture.parent.mkdir(parents=True, exist_ok=True)
-    kit.settings.fixture.write_text("-- fixture\n")
-    replaced = []
-    monkeypatch.setattr(db_seed, "open_kit", lambda args: kit)
-    monkeypatch.setattr(db_seed, "require_running", lambda kit: container("c1"))
-    monkeypatch.setattr(db_seed, "check_backup", lambda kit, path, major: CheckedBackup(
-        path, DumpFacts("plain", None, "15.1", "15.1"), True))
-    monkeypatch.setattr(db_seed, "replace_with_backup", lambda *a: replaced.append(a))
-    state = ReplaceState(tables={}, kept_old=8 << 20, closed=False)
-    monkeypatch.setattr(db_seed, "preflight_replace", lambda kit, kind: state)
-    assert db_seed.main([]) == EXIT_REFUSED  # no terminal and no --yes: no is the answer
-    err = capsys.readouterr().err
-    assert "this drops the snapshot 'before_seed' (8.0 MiB), kept by the previous seed; " \
-        "dropped as the load starts, even if the load then fails" in err
-    assert "no terminal to ask for confirmation" in err and replaced == []
-    assert db_seed.main(["--yes"]) == 0 and len(replaced) == 1
-    state = ReplaceState(tables={}, kept_old=None, closed=False)
-    assert db_seed.main([]) == 0 and len(replaced) == 2, "nothing to lose: no question"
-
-
-# Credentials and the server's address in a repository that sets none of the kit's keys.
+# Credentials in a repository that sets none of the kit's keys.
 
 def bare_settings(tmp_path, **env):
     (tmp_path / "compose.yaml").write_text("services: {}\n")
     return load_settings(tmp_path, environ=env)
 
 
-@pytest.mark.parametrize("service_env, env, expected", [
-    ({}, {}, ("postgres", "postgres", "")),
-    ({"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "pw1"}, {}, ("shop", "shop", "pw1")),
-    ({"POSTGRES_USER": "shop", "POSTGRES_DB": "shopdb", "POSTGRES_PASSWORD": "pw1"}, {},
+@pytest.mark.parametrize("service_env, env, db, expected", [
+    ({}, {}, None, ("postgres", "postgres", "")),
+    ({"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "pw1"}, {}, None, ("shop", "shop", "pw1")),
+    ({"POSTGRES_USER": "shop", "POSTGRES_DB": "shopdb", "POSTGRES_PASSWORD": "pw1"}, {}, None,
      ("shopdb", "shop", "pw1")),
     ({"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "pw1"},
-     {"DJANGO_DB_NAME": "other", "DJANGO_DB_USER": "app", "DJANGO_DB_PASSWORD": "pw2"},
+     {"DJANGO_DB_NAME": "other", "DJANGO_DB_USER": "app", "DJANGO_DB_PASSWORD": "pw2"}, None,
      ("other", "app", "pw1")),
-    ({"POSTGRES_PASSWORD_FILE": "/run/secrets/pw"}, {"DJANGO_DB_PASSWORD": "pw2"},
+    ({"POSTGRES_PASSWORD_FILE": "/run/secrets/pw"}, {"DJANGO_DB_PASSWORD": "pw2"}, None,
      ("postgres", "postgres", "pw2")),
+    ({"POSTGRES_HOST_AUTH_METHOD": "trust"}, {}, "mastodon_production",
+     ("mastodon_production", "postgres", "")),
 ])
 def test_credentials_come_from_the_service_as_compose_resolved_it(tmp_path, service_env, env,
-                                                                   expected):
-    """Name and user: DJANGO_DB_* when set, else the service's POSTGRES_*, else the image's
-    defaults; the password: the service's, DJANGO_DB_PASSWORD only where it shows none."""
+                                                                   db, expected):
+    """Name and user: DB= (the command line), else DJANGO_DB_* when set, else the service's
+    POSTGRES_*, else the image's defaults; the password: the service's, DJANGO_DB_PASSWORD only
+    where it shows none."""
     project = Project(name="p", name_source="directory", directory=tmp_path, service="db",
                       image="postgres:17", volume_key="d", volume="p_d", external=False,
                       mount_target="/var/lib/postgresql/data", service_pgdata=None,
                       environment=service_env)
-    s = with_credentials(bare_settings(tmp_path, **env), project)
+    s = with_credentials(bare_settings(tmp_path, **env), project, db)
     assert (s.db_name, s.db_user, s.db_password) == expected
 
 
-def running_db(kit, network_settings: dict) -> Kit:
-    ps = "\t".join(["c1", "p-db-1", "running", "Up", "", "sumplatform", "db", "", "",
-                    "sumplatform_sum_db_data"])
-    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
-    kit.runner.answer(["docker", "inspect"], stdout=json.dumps(network_settings).encode())
-    return dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host="",
-                                                                 db_port=0))
-
-
-@pytest.mark.parametrize("network, expected", [
-    ({"Ports": {"5432/tcp": [{"HostIp": "0.0.0.0", "HostPort": "55432"}]}},
-     ("127.0.0.1", 55432)),
-    ({"Ports": {"5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": "6001"}]}},
-     ("127.0.0.1", 6001)),
-    ({"Ports": {"5432/tcp": None}, "Networks": {"shop_default": {"IPAddress": "172.18.0.5"}}},
-     ("172.18.0.5", 5432)),
+@pytest.mark.parametrize("ports, expected", [
+    ({"5432/tcp": [{"HostIp": "0.0.0.0", "HostPort": "55432"}]}, ("127.0.0.1", 55432)),
+    ({"5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": "6001"}]}, ("127.0.0.1", 6001)),
+    ({"5432/tcp": None}, None),
 ])
-def test_the_server_is_reached_by_its_published_port_or_else_the_containers_address(
-        kit, network, expected):
-    found = running_db(kit, network).reachable()
-    assert (found.settings.db_host, found.settings.db_port) == expected
-    assert kit.runner.recorded[-1][:3] == ["docker", "inspect", "--format"]
-
-
-@pytest.mark.parametrize("host, port, expected", [
-    ("db.internal", 6543, ("db.internal", 6543)), ("", 6543, ("127.0.0.1", 6543))])
-def test_a_port_set_in_env_is_used_as_it_is_without_asking_docker(kit, host, port, expected):
-    kit = dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host=host,
-                                                                db_port=port))
-    found = kit.reachable()
-    assert (found.settings.db_host, found.settings.db_port) == expected
-    assert kit.runner.recorded == [], "no docker call when DJANGO_DB_PORT is set"
-
-
-def test_a_stopped_service_leaves_the_address_to_be_found_later(kit):
-    ps = "\t".join(["c1", "p-db-1", "exited", "Exited", "", "sumplatform", "db", "", "",
-                    "sumplatform_sum_db_data"])
-    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+def test_the_application_is_told_the_published_port_and_the_kit_needs_none(kit, ports,
+                                                                           expected):
+    kit.runner.answer(["docker", "ps"], stdout=ps_line("c1", "sumplatform-db-1").encode())
+    kit.runner.answer(["docker", "inspect"], stdout=json.dumps(ports).encode())
     bare = dataclasses.replace(kit, settings=dataclasses.replace(kit.settings, db_host="",
                                                                  db_port=0))
-    assert bare.reachable().settings.db_port == 0
+    assert bare.endpoint() == expected
 
 
 def test_a_fixed_container_name_held_by_another_project_is_refused_or_freed_by_migrate(kit):
@@ -750,10 +669,8 @@ def test_a_fixed_container_name_held_by_another_project_is_refused_or_freed_by_m
     stopped holder (without -v: its volumes stay) before `compose up`."""
     kit = dataclasses.replace(kit, project=dataclasses.replace(kit.project,
                                                                container_name="shop_pg"))
-    ps = "\t".join(["old1", "shop_pg", "exited", "Exited", "", "tradesite", "db", "", "",
-                    "tradesite_sum_db_data"]) + "\n" + "\t".join(
-        ["c1", "sumplatform-db-1", "running", "Up", "", "sumplatform", "db", "", "",
-         "sumplatform_sum_db_data"])
+    ps = ps_line("old1", "shop_pg", "exited", "tradesite", mounts="tradesite_sum_db_data") + \
+        "\n" + ps_line("c1", "sumplatform-db-1")
     kit.runner.answer(["docker", "ps"], stdout=ps.encode())
     kit.runner.answer(["docker", "inspect"],
                       stdout=json.dumps({"Status": "running", "Health": {"Status": "healthy"}})

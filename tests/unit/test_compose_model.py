@@ -21,8 +21,8 @@ def pg(source="sum_db_data", target="/var/lib/postgresql/data", image="postgres:
             **extra}
 
 
-def load(m, name="proj", wanted=None):
-    return project_from_model(m, name, ".env", Path("/src/proj"), wanted)
+def load(m, name="proj", wanted=None, directory=Path("/src/proj")):
+    return project_from_model(m, name, ".env", directory, wanted)
 
 
 def test_kit_layout():
@@ -62,14 +62,24 @@ def test_pgdata_below_the_mount_and_postgres_18_layout():
     ({"db": {"image": "postgres:17"}}, None, "service 'db' mounts no volume at "
                                              "/var/lib/postgresql/data"),
     ({"db": {"image": "postgres:17", "volumes": [
-        {"type": "bind", "source": "/src/pgdata", "target": "/var/lib/postgresql/data"}]}},
-     None, "service 'db' keeps its data in a bind mount (/src/pgdata at "
-           "/var/lib/postgresql/data), not a named volume"),
+        {"type": "volume", "target": "/var/lib/postgresql/data"}]}},
+     None, "service 'db' keeps its data in an anonymous volume (at /var/lib/postgresql/data)"),
 ])
 def test_unusable_compose_files_are_named(services, wanted, message):
     with pytest.raises(UsageError) as err:
         load(model(services), wanted=wanted)
     assert message in err.value.message
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("/srv/immich/postgres", "/srv/immich/postgres"), ("./postgres14", "/src/x/postgres14"),
+    ("/src/x/data/../postgres14", "/src/x/postgres14")])
+def test_a_bind_mounted_folder_is_the_data_of_the_project(source, expected):
+    p = load(model({"db": {"image": "postgres:14", "volumes": [
+        {"type": "bind", "source": source, "target": "/var/lib/postgresql/data"}]}}),
+        directory=Path("/src/x"))
+    assert (p.folder, p.volume, p.volume_key, p.external) == (True, expected, "", True)
+    assert p.store_label == ("./postgres14" if expected.startswith("/src/x") else expected)
 
 
 def test_wanted_service_wins_over_detection():

@@ -52,3 +52,27 @@ def test_a_switch_given_code_is_off_and_runs_nothing(kit):
     assert args == ["./scripts/db_up.py"] and not marker.exists()
     assert make_args(kit, "db-up", "V=1", "DRY_RUN=yes", "ALLOW_NEW_VOLUME=true") == [
         "./scripts/db_up.py", "--verbose", "--dry-run", "--allow-new-volume"]
+
+
+def test_only_variables_given_on_the_command_line_become_flags(kit):
+    """Many shells set NAME (the machine's name) or FILE: make hands them to every recipe, but
+    the kit takes only what was typed after `make db-x`."""
+    out = kit / "args.txt"
+    env = dict(os.environ, ARGS_OUT=str(out), NAME="DESKTOP-AB12", FILE="/etc/hosts", YES="1",
+               DB="other")
+    for target, script in (("db-snapshot", "db_snapshot.py"), ("db-restore", "db_restore.py")):
+        r = subprocess.run(["make", "-s", "-C", str(kit), target], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert out.read_text().splitlines() == [f"./scripts/{script}"]
+    assert make_args(kit, "db-snapshot", "NAME=before_x", "DB=postgres") == [
+        "./scripts/db_snapshot.py", "--name", "before_x", "--db", "postgres"]
+
+
+def test_a_value_with_a_line_break_is_one_error_and_runs_nothing(kit):
+    out = kit / "args.txt"
+    r = subprocess.run(["make", "-s", "-C", str(kit), "db-restore", "FILE=a\nb"],
+                       env=dict(os.environ, ARGS_OUT=str(out)), capture_output=True, text=True)
+    assert r.returncode == 2 and not out.exists(), "nothing ran"
+    assert "ERROR: FILE holds a line break, which no dbguard value has. Give it on one line; " \
+           "nothing was run" in r.stderr and "Syntax error" not in r.stderr

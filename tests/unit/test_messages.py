@@ -9,7 +9,7 @@ from dbguard.cli import entrypoint, parser
 from dbguard.errors import Failure, Refusal, UsageError
 from dbguard.kit import kit_lock
 from dbguard.messages import Progress, confirm, human_age, human_size
-from dbguard.postgres import explain_connection_error
+from dbguard.server import server_failure
 from dbguard.runner import Runner, command_failure
 
 
@@ -77,12 +77,14 @@ def test_only_y_or_yes_is_yes(monkeypatch, answer, accepted):
         assert err.value.line() == "ERROR: not confirmed. Nothing was changed"
 
 
-def test_dry_run_shows_changing_commands_and_runs_only_reading_ones(tmp_path, capsys):
+def test_a_dry_run_refuses_changing_commands_and_runs_only_reading_ones(tmp_path):
+    from dbguard.runner import DryRunViolation
+
     run = Runner(tmp_path, dry_run=True)
-    run(["touch", str(tmp_path / "changed")], mutates=True)
+    with pytest.raises(DryRunViolation):
+        run(["touch", str(tmp_path / "changed")])
     assert not (tmp_path / "changed").exists()
-    assert capsys.readouterr().err == f"would run: touch {tmp_path / 'changed'}\n"
-    assert run(["echo", "read"]).stdout == b"read\n"
+    assert run(["echo", "read"], reads=True).stdout == b"read\n"
     assert run.calls == 1
 
 
@@ -142,14 +144,17 @@ def test_a_bad_flag_is_one_error_line_and_exit_2(capsys):
 
 
 def test_a_password_failure_is_explained_and_the_password_masked():
-    settings = type("S", (), {"db_password": "hunter2"})()
-    text = explain_connection_error(settings, Exception(
-        'connection failed: FATAL:  password authentication failed for user "sum_user" '
-        "(tried hunter2)\nmore"))
-    assert "hunter2" not in text and "(tried ********)" in text
-    assert text.endswith("(a cluster keeps the password it was created with: POSTGRES_PASSWORD "
-                         "only applies when the image initialises an empty volume, so "
-                         "DJANGO_DB_PASSWORD must be the cluster's)")
+    server = type("S", (), {"password": "hunter2"})()
+    failure = server_failure(
+        'psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed'
+        ': FATAL:  password authentication failed for user "sum_user" (tried hunter2)\nmore',
+        server)
+    assert "hunter2" not in failure.line() and "(tried ********)" in failure.line()
+    assert failure.line() == (
+        "ERROR: the database server asks for a password inside its container (FATAL: password "
+        "authentication failed for user \"sum_user\" (tried ********)). The kit uses the "
+        "service's POSTGRES_PASSWORD (DJANGO_DB_PASSWORD when the service shows none); a "
+        "cluster keeps the password it was created with, so that one must be given")
 
 
 def test_one_data_changing_command_at_a_time(tmp_path):
@@ -162,7 +167,7 @@ def test_one_data_changing_command_at_a_time(tmp_path):
             with kit_lock(kit, "db-migrate-volume"):
                 pass
         assert err.value.line().startswith(
-            "ERROR: another dbguard command is changing data (db-restore, pid ")
+            "ERROR: another dbguard command is running (db-restore, pid ")
         assert err.value.line().endswith("). Wait for it to finish and run again; nothing was "
                                          "changed")
     with kit_lock(kit, "db-seed"):  # released again

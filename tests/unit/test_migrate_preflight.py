@@ -8,7 +8,7 @@ import pytest
 from dbguard.compose import Project
 from dbguard.docker import Container, ImageInfo
 from dbguard.volumes import Volume
-from dbguard import migration as m
+from dbguard.actions import migrate as m
 
 
 def kit(pg_major=15, mount="/var/lib/postgresql/data"):
@@ -30,6 +30,11 @@ def target(**kw):
 
 def container(name, project="other", state="running", helper=False):
     return Container(name, name, state, "", "", project, "db", [], "", helper)
+
+
+def folder(**kw):
+    return Volume("/src/x/postgres14", folder=True, shown="./postgres14",
+                  **{"pg_version": "15", **kw})
 
 
 def test_a_good_source_has_no_reason():
@@ -55,7 +60,7 @@ def test_the_active_volume_cannot_be_its_own_source():
 
 def test_data_outside_the_volume():
     assert m.preflight(kit(pg_major=18), source(pg_version="18"), target(), force=False) == [
-        "the image keeps its data outside the volume (see `make db-info`)"]
+        "the image keeps its data outside the mount (see `make db-info`)"]
 
 
 def test_a_running_foreign_container_needs_force_but_stopped_ones_and_helpers_do_not():
@@ -63,7 +68,7 @@ def test_a_running_foreign_container_needs_force_but_stopped_ones_and_helpers_do
                           container("helper", project="", helper=True),
                           container("mine", project="sumplatform")])
     (reason,) = m.preflight(kit(), src, target(), force=False)
-    assert reason == ("web-1 (not of project sumplatform) is running on one of the volumes; "
+    assert reason == ("web-1 (not of project sumplatform) is running on one of them; "
                       "--force (FORCE=1) stops it too")
     assert m.preflight(kit(), src, target(), force=True) == []
 
@@ -71,3 +76,18 @@ def test_a_running_foreign_container_needs_force_but_stopped_ones_and_helpers_do
 def test_all_reasons_are_collected_at_once():
     src = source(pg_version="16", incomplete=True, used_by=[container("web-1")])
     assert len(m.preflight(kit(), src, target(), force=False)) == 3
+
+
+def test_a_folder_is_a_source_like_a_volume_and_named_as_people_wrote_it():
+    assert m.preflight(kit(), folder(), target(), force=False) == []
+    (reason,) = m.preflight(kit(), folder(pg_version=None), target(), force=False)
+    assert reason == "./postgres14 holds no PostgreSQL cluster (no PG_VERSION)"
+
+
+def test_from_names_a_volume_or_a_folder_relative_to_the_project():
+    k = SimpleNamespace(project=SimpleNamespace(directory=Path("/src/x")))
+    assert m.source_name(k, "tradesite_sum_db_data") == "tradesite_sum_db_data"
+    assert m.source_name(k, "./postgres14") == "/src/x/postgres14"
+    assert m.source_name(k, "../old/pg") == "/src/old/pg"
+    assert m.source_name(k, "/srv/pg/") == "/srv/pg"
+    assert m.source_name(k, None) is None

@@ -2,6 +2,8 @@
 therefore takes for candidates."""
 from pathlib import Path
 
+import dataclasses
+
 import pytest
 
 from dbguard.compose import Project
@@ -48,13 +50,22 @@ def project(name="sumplatform", key="sum_db_data", directory="sum-platform"):
     ("other_pgdata", "pgdata", []),
 ])
 def test_candidates_by_label_name_and_older_compose_names(volume, label, reasons):
-    assert candidate_reasons(volume, label, project()) == reasons
+    labels = {"com.docker.compose.volume": label, "com.docker.compose.project": "other"}
+    assert candidate_reasons(volume, labels, project()) == reasons
 
 
 def test_pre_1_21_name_of_the_directory_is_found_with_its_generation():
     p = project(name="renamed", directory="sum-platform")
-    assert candidate_reasons("sumplatform_sum_db_data", "", p) == [
+    assert candidate_reasons("sumplatform_sum_db_data", {}, p) == [
         "name", "directory name (v1-pre-1.21)"]
+
+
+def test_any_volume_of_the_project_is_a_candidate_for_a_project_whose_data_is_a_folder():
+    p = dataclasses.replace(project(), folder=True, volume_key="", volume="/src/x/postgres14")
+    assert candidate_reasons("sumplatform_pgdata", {
+        "com.docker.compose.project": "sumplatform", "com.docker.compose.volume": "pgdata"},
+        p) == ["project"]
+    assert candidate_reasons("sumplatform_redis", {}, p) == []
 
 
 @pytest.mark.parametrize("configured, origin, v2, text, resolved, expected", [

@@ -3,10 +3,11 @@ compose line the 18 layout changes, the dump lines left out of the load, the fac
 and snapshot names."""
 import pytest
 
-from dbguard.db_snapshots import check_name, check_new_name, database_of
-from dbguard.destructive.upgrade_volume import INTERNAL_OPTION, quoted_role
+from dbguard.db_snapshots import check_name, check_new_name
 from dbguard.errors import UsageError
-from dbguard.upgrade import derive_old_image, fact_differences, moved_mount
+from dbguard.names import snapshot_database as database_of
+from dbguard.upgrade import (INTERNAL_OPTION, derive_old_image, fact_differences, moved_mount,
+                             quoted_role)
 
 
 @pytest.mark.parametrize("ref, expected", [
@@ -64,7 +65,7 @@ def test_snapshot_names_are_checked_and_fit_postgresqls_63_bytes():
 
 def test_db_snapshot_refuses_the_names_the_kits_own_commands_replace():
     assert check_new_name("before_migration") == "before_migration"
-    for kept in ("before_restore", "before_seed", "replaced_20251215_124427"):
+    for kept in ("before_restore", "before_seed", "replaced_251215_124427"):
         assert check_name(kept) == kept  # rollback and the list still take them
         with pytest.raises(UsageError, match="kept for the kit's own snapshots"):
             check_new_name(kept)

@@ -1,10 +1,12 @@
-"""DESTROYS DATA: empties a volume and fills it again (db-migrate-volume, and its UNDO).
+"""DESTROYS DATA: empties a volume or folder and fills it again (db-migrate-volume, db-upgrade,
+db-undo of those).
 
 Every path here first writes the marker `.dbguard-incomplete` into the target (db-up refuses a
-volume that carries it), then empties the target, copies into it in a throwaway container, and
-compares the result with its source file by file; only a verified copy loses the marker. A
-failed copy or check puts the target back as it was (from the snapshot the caller took). It
-also recreates a volume to give it Compose's labels (Docker cannot relabel one).
+volume or folder that carries it), then empties the target, copies into it in a throwaway
+container, and compares the result with its source file by file; only a verified copy loses
+the marker, and only by `unmark`. Emptying keeps the marker: an emptied target is never left
+unmarked while its data sits elsewhere. It also recreates a volume to give it Compose's labels
+(Docker cannot relabel one), after the caller took its snapshot.
 """
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..docker import LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME, helper_args
+from ..docker import helper_args
 from ..errors import Failure
 from ..kit import Kit
 from ..manifests import (MANIFEST_SCRIPT, Manifest, ManifestJob, manifest_differences,
                          manifest_of, verify_snapshot_restore)
-from ..messages import Progress, info, success, timing, warning
+from ..messages import Progress, timing, warning
+from ..names import LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME
 from ..runner import command_failure, kill_tree
-from ..snapshots import snapshot_volume
 from ..streams import drain
 from ..volumes import Volume
 
@@ -49,26 +51,38 @@ case "$tool" in cksum|b2sum|sha1sum|md5sum|sha256sum) ;; *) exit 1 ;; esac
 exec /bin/sh -c "$1" manifest "$tool" all /to
 """
 
-# The same for putting a snapshot back: the tar archive arrives on stdin.
+# The same for putting a snapshot back: the tar archive arrives on stdin (busybox's tar has no
+# --exclude, so an archive's own marker, if any, is simply written over).
 UNTAR_SCRIPT = r"""
 # untar
 set -u
 touch /to/.dbguard-incomplete && { sync /to/.dbguard-incomplete /to 2>/dev/null || sync; } || exit 1
 find /to -mindepth 1 -maxdepth 1 ! -name .dbguard-incomplete -exec rm -rf {} + || exit 1
-tar -C /to -xpf - --exclude ./.dbguard-incomplete
+tar -C /to -xpf - || exit 1
+touch /to/.dbguard-incomplete
 """
 
 
 # The copy reaches the disk before the mark goes, and the removal reaches it too.
 UNMARK_SCRIPT = "sync && rm -f /to/.dbguard-incomplete && sync"
-EMPTY_SCRIPT = "find /to -mindepth 1 -maxdepth 1 -exec rm -rf {} +"
+# Empties the target but for its marker, which it writes first.
+EMPTY_SCRIPT = r"""
+# empty
+touch /to/.dbguard-incomplete && { sync /to/.dbguard-incomplete /to 2>/dev/null || sync; } || exit 1
+find /to -mindepth 1 -maxdepth 1 ! -name .dbguard-incomplete -exec rm -rf {} +
+"""
+MARK_SCRIPT = "touch /to/.dbguard-incomplete && sync"
 
 
 def ensure_volume(kit: Kit, volume: Volume) -> None:
     """Creates the target with the labels Compose gives its own volumes, so Compose adopts it
     without a warning. Docker cannot change a volume's labels, so an existing volume with
-    other labels is recreated; the caller has a verified snapshot of it by then."""
+    other labels is recreated; the caller has a verified snapshot of it by then. A folder is
+    created if it is missing."""
     p = kit.project
+    if volume.folder:
+        Path(volume.name).mkdir(parents=True, exist_ok=True)
+        return
     labels = ["--label", f"{LABEL_PROJECT}={p.name}", "--label", f"{LABEL_VOLUME}={p.volume_key}",
               "--label", f"{LABEL_VERSION}={kit.compose.version}"]
     if p.external:
@@ -82,20 +96,20 @@ def ensure_volume(kit: Kit, volume: Volume) -> None:
             warning(f"{volume.name} keeps its old labels: {holders[0].name} still refers to it")
             return
         if volume.users:
-            kit.runner(["docker", "rm", *[c.id for c in volume.users]], mutates=True)
-        kit.runner(["docker", "volume", "rm", volume.name], mutates=True)
-    kit.runner(["docker", "volume", "create", *labels, volume.name], mutates=True)
+            kit.runner(["docker", "rm", *[c.id for c in volume.users]])
+        kit.runner(["docker", "volume", "rm", volume.name])
+    kit.runner(["docker", "volume", "create", *labels, volume.name])
 
 
-def copy_volume(kit: Kit, source: Volume, target: str, hash_tool: Callable[[], str]
+def copy_volume(kit: Kit, source: Volume, target: Volume, hash_tool: Callable[[], str]
                 ) -> Manifest:
     """Marks and empties the target, copies the source into it with progress, and returns the
     copy's manifest, taken in the same container once cp is done, with the hash `hash_tool`
     names (asked while the copy runs). The marker stays until the caller has compared and
     removes it."""
-    argv = helper_args(kit.image.ref, [(source.name, "/from", True), (target, "/to", False)],
-                       COPY_SCRIPT, MANIFEST_SCRIPT, interactive=True)
-    progress = Progress(f"copying {source.name}", source.size)
+    argv = helper_args(kit.image.ref, [source.mount("/from", True), target.mount("/to", False)],
+                       COPY_SCRIPT, MANIFEST_SCRIPT, interactive=True, owner=kit.project.name)
+    progress = Progress(f"copying {source.label}", source.size)
     proc = kit.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     errors: list[bytes] = []
@@ -137,13 +151,13 @@ def name_hash(proc: subprocess.Popen, hash_tool: Callable[[], str]) -> None:
             proc.stdin.close()
 
 
-def copy_verified(kit: Kit, source: Volume, target: str) -> list[str]:
+def copy_verified(kit: Kit, source: Volume, target: Volume) -> list[str]:
     """Copies `source` into `target` and compares the two file by file; returns the
     differences. The source's manifest is taken while the copy runs (its containers are
     stopped and it is mounted read-only, so nothing changes it), with the fastest hash the
     image has and all cores but one; the target's right after the copy, in the copying
     container, with every core."""
-    want = ManifestJob(kit, source.name, "pick", "spare")
+    want = ManifestJob(kit, source, "pick", "spare")
     try:
         with timing("copy"):  # and the copy's manifest
             try:
@@ -160,58 +174,33 @@ def copy_verified(kit: Kit, source: Volume, target: str) -> list[str]:
     return manifest_differences(expected, actual)
 
 
-def fill_from_snapshot(kit: Kit, snapshot: Path, target: str) -> None:
-    argv = helper_args(kit.image.ref, [(target, "/to", False)], UNTAR_SCRIPT, interactive=True)
+def helper(kit: Kit, target: Volume, script: str, **kwargs) -> list[str]:
+    return helper_args(kit.image.ref, [target.mount("/to", False)], script,
+                       owner=kit.project.name, **kwargs)
+
+
+def fill_from_snapshot(kit: Kit, snapshot: Path, target: Volume) -> list[str]:
+    """Marks and empties the target and extracts the snapshot into it; returns how it differs
+    from the archive (nothing: it holds the snapshot; it stays marked until `unmark`)."""
     with open(snapshot, "rb") as handle:
-        kit.runner(argv, stdin_file=handle)
+        kit.runner(helper(kit, target, UNTAR_SCRIPT, interactive=True), stdin_file=handle)
+    return verify_snapshot_restore(kit, snapshot, target)
 
 
-def unmark(kit: Kit, target: str) -> None:
-    kit.runner(helper_args(kit.image.ref, [(target, "/to", False)], UNMARK_SCRIPT))
+def empty(kit: Kit, target: Volume) -> None:
+    """Marks and empties the target (the mark stays)."""
+    kit.runner(helper(kit, target, EMPTY_SCRIPT))
 
 
-def copy_into_volume(kit: Kit, source: Volume, target: Volume, snapshot_needed: bool) -> None:
-    """Snapshot (if asked), label, mark, empty, copy, verify, unmark. On a verification failure
-    the target is put back as it was (from the snapshot, or emptied/removed) and Failure raised.
-    The containers using either volume must be stopped already."""
-    snapshot = None
-    if snapshot_needed:
-        with timing("snapshot"):
-            snapshot = snapshot_volume(kit, target)
-        info(f"snapshot of {target.name}: {snapshot} (undo: make db-migrate-volume UNDO=1)")
-    ensure_volume(kit, target)
-    info(f"copying {source.name} -> {target.name}")
-    put_back = (f"{target.name} was put back as it was; {source.name} is untouched. Fix the "
-                "cause and run again")
-    try:
-        diff = copy_verified(kit, source, target.name)
-    except Failure as exc:  # the copy or its check failed (a full disk, say): undo, then say
-        put_snapshot_back(kit, target, snapshot)
-        raise Failure(f"copying {source.name} into {target.name} failed ({exc.message})",
-                      put_back) from None
-    if diff:
-        put_snapshot_back(kit, target, snapshot)
-        raise Failure(f"the copy differs from {source.name} ({'; '.join(diff)})", put_back)
-    with timing("sync"):
-        unmark(kit, target.name)
-    success(f"{target.name} now holds a verified copy of {source.name}")
+def mark(kit: Kit, target: Volume) -> None:
+    kit.runner(helper(kit, target, MARK_SCRIPT))
 
 
-def put_snapshot_back(kit: Kit, target: Volume, snapshot: Path | None) -> None:
-    """Empties the target and fills it from the snapshot (or leaves it empty, or removes it if
-    it did not exist before), verified against the archive, and removes the mark."""
-    if snapshot is None:
-        # Nothing was in the target before: back to nothing.
-        if not target.exists:
-            kit.runner(["docker", "volume", "rm", target.name], check=False)
-        else:
-            kit.runner(helper_args(kit.image.ref, [(target.name, "/to", False)], EMPTY_SCRIPT))
-        return
-    fill_from_snapshot(kit, snapshot, target.name)
-    diff = verify_snapshot_restore(kit, snapshot, target.name)
-    if diff:
-        raise Failure(f"putting the snapshot back into {target.name} failed verification "
-                      f"({'; '.join(diff)})",
-                      f"The snapshot is intact in {snapshot}; the marker keeps db-up from "
-                      "starting on the volume. Run `make db-migrate-volume UNDO=1` again")
-    unmark(kit, target.name)
+def unmark(kit: Kit, target: Volume) -> None:
+    kit.runner(helper(kit, target, UNMARK_SCRIPT))
+
+
+def remove_volume(kit: Kit, target: Volume) -> bool:
+    """Removes a volume the kit itself created (Docker refuses while a container, even a
+    stopped one, refers to it); True if it is gone."""
+    return kit.runner(["docker", "volume", "rm", target.name], check=False).returncode == 0

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""List what the kit's data-changing commands did: time, command, target, the copy each kept,
+and its state (done, failed or interrupted at a step, settled or undone later), oldest first.
+
+Reads the journal (backups/journal.jsonl), which every data-changing command writes before its
+first change and at each step; changes nothing. `make db-undo` reverses the last one.
+
+examples:
+  make db-history
+  make db-history JSON=1
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from dbguard.cli import entrypoint, parser
+from dbguard.errors import EXIT_OK
+from dbguard.journal import Journal
+from dbguard.messages import info, local_time, table
+from dbguard.settings import load_settings
+
+
+def copy_kept(copy: dict) -> str:
+    kind = copy.get("kind")
+    return {"database": f"snapshot {copy.get('snapshot')}",
+            "made": f"(made snapshot {copy.get('snapshot')})",
+            "absent": "(nothing existed)",
+            "tar": copy.get("path", "").rsplit("/", 1)[-1],
+            "volume": f"volume {copy.get('volume')}",
+            "empty-store": "(was empty)", "no-store": "(did not exist)"}.get(kind, "none")
+
+
+@entrypoint
+def main(argv: list[str] | None = None) -> int:
+    ap = parser(__doc__, dry_run=False)
+    ap.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
+    args = ap.parse_args(argv)
+    journal = Journal(load_settings().backup_dir)
+    entries = journal.entries()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+    elif not entries:
+        info(f"the journal {journal.path} records no operation yet")
+    else:
+        print("\n".join(table([["#", "STARTED", "COMMAND", "TARGET", "COPY KEPT", "STATE"]] + [
+            [str(e.id), local_time(e.started), e.command,
+             str(e.target.get("shown") or e.target.get("name")), copy_kept(e.copy), e.state]
+            for e in entries])))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Talking to PostgreSQL inside its container: every statement of the kit runs in `psql` through
+`docker exec`, over the container's local socket, which the postgres image trusts.
+
+Why inside the container: the host may not reach the container's address at all (Docker Desktop
+on macOS and Windows reaches containers only through published ports, and many projects publish
+none), the server may allow only trusted local connections (POSTGRES_HOST_AUTH_METHOD=trust),
+and a password the kit does not need can neither leak nor be read differently from Compose.
+When the socket does ask for a password (a custom pg_hba.conf), the service's password is handed
+to psql through the environment of `docker exec -e PGPASSWORD`, never on a command line.
+
+Values reach SQL only as psql variables (`-v name=value`, used as :'name' for a literal and
+:"name" for an identifier; psql quotes them as the server does), never by string formatting.
+A script is delivered whole in the exec's arguments, not through a pipe: a killed client can
+cut a pipe short, and psql runs whatever part of a statement it received at end of input.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from .errors import Failure
+from .names import APP_READER, app_writer, maintenance_database
+from .runner import DAEMON_DOWN, Runner, daemon_failure
+
+# Runs inside the container: the script arrives as $1 (whole), the rest are psql's arguments.
+FEED = 's=$1; shift; printf "%s\\n" "$s" | exec psql "$@"'
+PASSWORD_ASKED = ("password authentication failed", "no password supplied",
+                  "password is required")
+
+
+@dataclass
+class Server:
+    """The database server of a running container, as one role (the service's superuser)."""
+
+    runner: Runner
+    container: str             # the container's id
+    user: str
+    password: str = ""         # used only when the container's socket asks for one
+    command: str = "dbguard"   # which kit command's sessions these are (application_name)
+    ask_password: bool = False  # learnt on the first refusal
+
+    def rows(self, query: str, db: str, /, **variables: object) -> list[dict]:
+        """The rows of one SELECT, as dicts (through JSON: any name or value survives)."""
+        wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({query}) q;"
+        out = self._psql(wrapped, db, variables, reads=True)
+        return json.loads(out or "[]")
+
+    def value(self, query: str, db: str, /, **variables: object):
+        rows = self.rows(query, db, **variables)
+        return next(iter(rows[0].values())) if rows else None
+
+    def run(self, script: str, db: str, /, **variables: object) -> str:
+        """A script that changes something, stopping at its first error."""
+        return self._psql(script, db, variables, reads=False)
+
+    def read(self, script: str, db: str, /, **variables: object) -> str:
+        """A script that only reads; its output."""
+        return self._psql(script, db, variables, reads=True)
+
+    def maintenance(self, db: str) -> str:
+        return maintenance_database(db)
+
+    def exec_options(self, reads: bool) -> tuple[list[str], dict | None]:
+        """`docker exec` options for a client of this server in the container (psql, pg_dump,
+        pg_restore): its application_name, and the password when the socket asks for one
+        (its value only in the environment of the docker client); and that environment."""
+        app = APP_READER if reads else app_writer(self.command, os.getpid())
+        options = ["-e", f"PGAPPNAME={app}"] + (["-e", "PGPASSWORD"] if self.ask_password else [])
+        return options, self._env()
+
+    def args(self, script: str, db: str, variables: dict, reads: bool) -> list[str]:
+        options, _ = self.exec_options(reads)
+        argv = ["docker", "exec", *options, self.container, "sh", "-c", FEED, "dbguard-sql",
+                script, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-U", self.user, "-d", db,
+                "-f", "-"]
+        for name, value in variables.items():
+            argv += ["-v", f"{name}={value}"]
+        return argv
+
+    def _psql(self, script: str, db: str, variables: dict, reads: bool) -> str:
+        result = self.runner(self.args(script, db, variables, reads), reads=reads, check=False,
+                             env=self._env())
+        err = (result.stderr or b"").decode(errors="replace")
+        if result.returncode != 0 and any(s in err for s in PASSWORD_ASKED) and \
+                self.password and not self.ask_password:
+            self.ask_password = True
+            result = self.runner(self.args(script, db, variables, reads), reads=reads,
+                                 check=False, env=self._env())
+            err = (result.stderr or b"").decode(errors="replace")
+        if result.returncode != 0:
+            raise server_failure(err, self)
+        return result.stdout.decode(errors="replace").strip()
+
+    def _env(self) -> dict | None:
+        return dict(os.environ, PGPASSWORD=self.password) if self.ask_password else None
+
+
+def server_failure(stderr: str, server: Server | None = None) -> Failure:
+    """psql's complaint as one line: the server's own words, without psql's prefixes."""
+    if any(s in stderr for s in DAEMON_DOWN):
+        return daemon_failure()
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    said = next((ln for ln in lines if re.search(r"\b(ERROR|FATAL|PANIC):", ln)), None) or \
+        (lines[-1] if lines else "no error output")
+    said = re.sub(r"^psql:(<stdin>|-):\d+:\s*", "", said)
+    said = re.sub(r"^psql: error: connection to server .*? failed:\s*", "", said)
+    said = re.sub(r"\s+", " ", said)
+    if server and server.password:
+        said = said.replace(server.password, "********")
+    if any(s in stderr for s in PASSWORD_ASKED):
+        return Failure(f"the database server asks for a password inside its container ({said})",
+                       "The kit uses the service's POSTGRES_PASSWORD (DJANGO_DB_PASSWORD when "
+                       "the service shows none); a cluster keeps the password it was created "
+                       "with, so that one must be given")
+    if "No such container" in stderr or "is not running" in stderr:
+        return Failure(f"the database container stopped ({said})",
+                       "Start it with `make db-up` and run again")
+    return Failure(f"the database server refused a step ({said})",
+                   "Fix what it says and run again; `make db-info` shows the state")
