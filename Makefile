@@ -12,7 +12,7 @@ DBGUARD_PYTHON := $(PYTHON)
 DBGUARD_VENV := $(VENV)
 include dbguard.mk
 
-FLAGS := DEST FOLDER PREFIX SIZE_MB MAJOR QUICK
+FLAGS := DEST FOLDER PREFIX TAKEOVER COMPOSE_FILE SIZE_MB MAJOR QUICK
 unexport $(FLAGS)
 
 .PHONY: help kit-install test test-unit bench reliability .deps-dev
@@ -21,8 +21,8 @@ help: ## Show the targets and what they do
 	@$(MAKE) --no-print-directory -s dbguard-help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-20s %s\n", $$1, $$2}' Makefile
 
-kit-install: dbguard-deps ## Put the kit into another repository and wire up make db-* there (DEST=path FOLDER= PREFIX= DRY_RUN=1)
-	@$(PY) scripts/kit_install.py $(call dbguard_arg,DEST,) $(call dbguard_arg,FOLDER,--folder) $(call dbguard_arg,PREFIX,--prefix) $(call dbguard_on,DRY_RUN,--dry-run)
+kit-install: dbguard-deps ## Put the kit into another repository and wire up make db-* there (DEST=path FOLDER= PREFIX= TAKEOVER=1 COMPOSE_FILE= DRY_RUN=1)
+	@$(PY) scripts/kit_install.py $(call dbguard_arg,DEST,) $(call dbguard_arg,FOLDER,--folder) $(call dbguard_arg,PREFIX,--prefix) $(call dbguard_on,TAKEOVER,--takeover) $(call dbguard_arg,COMPOSE_FILE,--compose-file) $(call dbguard_on,DRY_RUN,--dry-run) $(call dbguard_on,YES,--yes)
 
 test: .deps-dev ## Run every test: unit, and the real-Docker tier under Compose v2 and v1
 	@$(PY) tests/run.py $(PYTEST_ARGS)

@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """Put the kit into another repository: one folder of its own, `make db-*` there, nothing moved.
 
-Copies the kit into DEST/FOLDER (default dbguard/), adds `include FOLDER/dbguard.mk` to the
-repository's Makefile (creating one if there is none) unless a target of the kit's would clash
-with one of the repository's (then it refuses and names them; PREFIX=kit- namespaces the kit's
-targets instead), adds the .gitignore lines for the kit's .venv, backups and kept originals,
-and locks the Compose project name in effect today, so that adopting the kit moves no volume:
-`name:` at the top of the compose file under Compose v2 (committed, seen by plain
-`docker compose` and by every clone, whatever its folder is called); COMPOSE_PROJECT_NAME in the
-project's .env under Compose v1, which has no `name:`. Every host file it changes is first
-copied to FOLDER/.originals/<time>/. Run again, it changes nothing.
+Works out the whole install first and refuses (exit 3, nothing written) with every reason at
+once; then copies the kit into DEST/FOLDER (default dbguard/), adds the .gitignore lines for its
+.venv, backups and kept originals, finds the compose file that runs PostgreSQL (Compose's own,
+or the only one in the repository, written into the kit's .env as COMPOSE_FILE; COMPOSE_FILE=
+names it when there are several), locks the data's volume name in it (`name:` under the volume
+in `volumes:`, which Compose v1 and v2 both read, checked with every Compose on the machine
+afterwards), and adds `include FOLDER/dbguard.mk` to the repository's Makefile (creating one).
+A target of the repository's that the kit also has (its own `db-up`, say) is refused unless
+TAKEOVER=1 (or yes on a terminal): then the kit's is the one the team types and the
+repository's stays, renamed `db-up-before-dbguard`; PREFIX=kit- installs the kit's as
+kit-db-up ... instead. Every host file it changes is copied first to FOLDER/.originals/<time>/
+and written atomically; an interrupted install is completed by running it again. Run again, it
+changes nothing; with DRY_RUN=1 it shows the plan and changes nothing at all.
 
 examples:
   make kit-install DEST=../shop
   make kit-install DEST=../shop DRY_RUN=1
-  make kit-install DEST=../shop PREFIX=kit- FOLDER=tools/dbguard
+  make kit-install DEST=../shop TAKEOVER=1
+  make kit-install DEST=../shop COMPOSE_FILE=docker/docker-compose.yml FOLDER=tools/dbguard
 """
 from __future__ import annotations
 
@@ -22,71 +27,50 @@ import sys
 from pathlib import Path
 
 from dbguard.cli import entrypoint, parser
-from dbguard.compose import Compose, load_project
-from dbguard.errors import EXIT_OK, Failure
-from dbguard.install import (Plan, add_env_line, check_destination, copy_kit, ignore_lines,
-                             lock_text, wire_makefile)
-from dbguard.messages import detail, headline, info, success, warning
+from dbguard.errors import EXIT_OK, refusal
+from dbguard.install import KEPT_SUFFIX, apply, plan_install
+from dbguard.messages import confirm, detail, headline, info, success
 from dbguard.runner import Runner
-from dbguard.settings import load_settings
-
-
-def lock_project_name(plan: Plan) -> None:
-    """Asks Compose which project name it uses for the repository today and locks exactly
-    that one."""
-    settings = load_settings(plan.folder)
-    dest = plan.dest
-    inside = dest in (settings.project_dir, *settings.project_dir.parents)
-    if not settings.compose_files or not inside:
-        warning(f"no compose file in {dest}: the project name is not locked. Once there is "
-                "one, run `make kit-install` again")
-        return
-    compose = Compose.detect(Runner(settings.project_dir), settings)
-    project = load_project(compose)
-    if project.locked:
-        info(f"the project name {project.name!r} is locked already ({project.name_source})")
-        return
-    first = settings.compose_files[0]
-    if compose.v2:
-        what = f"the project name: `name: {project.name}` at the top of {first.name}"
-        plan.write(first, lock_text(first.read_text(encoding="utf-8"), project.name),
-                   "locked " + what, "would lock " + what)
-        if not plan.dry_run and load_project(compose).name != project.name:
-            raise Failure(f"Compose reads another project name from {first.name} now",
-                          f"Put back the copy under {plan.folder}/.originals/ and report this")
-        return
-    env = settings.project_dir / ".env"
-    text = env.read_text(encoding="utf-8") if env.exists() else ""
-    what = f"the project name: COMPOSE_PROJECT_NAME={project.name} in {env}"
-    plan.write(env, add_env_line(text, "COMPOSE_PROJECT_NAME", project.name), "locked " + what,
-               "would lock " + what)
-    warning("Compose v1 has no `name:` in the compose file, so the lock is in .env; commit it "
-            "(or the same line in every clone's .env), or a clone in a folder of another name "
-            "gets another project")
 
 
 @entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = parser(__doc__)
+    ap = parser(__doc__, yes=True)
     ap.add_argument("dest", metavar="DEST", help="the repository to put the kit into")
     ap.add_argument("--folder", default="dbguard", help="the kit's folder in it (dbguard)")
     ap.add_argument("--prefix", default="", help="put this before every target of the kit")
+    ap.add_argument("--takeover", action="store_true",
+                    help="make the kit's db-* targets the ones the repository's Makefile runs")
+    ap.add_argument("--compose-file", metavar="FILES",
+                    help="the compose file(s) the kit guards, relative to DEST")
     args = ap.parse_args(argv)
-    folder = check_destination(Path(args.dest), args.folder, args.prefix)
-    plan = Plan(Path(args.dest).resolve(), folder, dry_run=args.dry_run)
-    wire_makefile_check = Plan(plan.dest, folder, dry_run=True)
-    wire_makefile(wire_makefile_check, args.prefix)  # refuses a clash before anything changes
-    copy_kit(plan)
-    wire_makefile(plan, args.prefix)
-    ignore_lines(plan)
-    lock_project_name(plan)
+    dest = Path(args.dest)
+    runner = Runner(dest.resolve() if dest.is_dir() else Path.cwd(), args.verbose)
+    plan, lock, typed = plan_install(dest, args.folder, args.prefix, args.takeover,
+                                     args.compose_file, runner)
+    clash = [r for r in plan.refusals if "TAKEOVER=1" in r]
+    if clash and len(plan.refusals) == 1 and sys.stdin.isatty() and not args.dry_run:
+        detail(clash[0])
+        confirm(f"Make the kit's targets the ones `make` runs (yours kept as *{KEPT_SUFFIX})?",
+                assume_yes=False)
+        plan, lock, typed = plan_install(dest, args.folder, args.prefix, True,
+                                         args.compose_file, runner)
+    if plan.refusals:
+        raise refusal(f"install dbguard into {plan.dest}", plan.refusals)
+    lines = plan.lines(args.dry_run)
     headline("dbguard in " + str(plan.dest) + (" (dry run: nothing was changed)"
-                                               if plan.dry_run else ""))
-    for line in plan.done or ["nothing to do: it is installed and up to date"]:
+                                               if args.dry_run else ""))
+    for line in lines or ["nothing to do: it is installed and up to date"]:
         detail(line)
-    if not plan.dry_run:
-        success(f"installed: `make {args.prefix}db-info` in {plan.dest} shows the database "
-                "and its volumes")
+    for note in plan.notes:
+        detail(f"note: {note}")
+    if args.dry_run:
+        return EXIT_OK
+    apply(plan, runner, lock)
+    if typed:
+        info(f"the team types `{typed}` in {plan.dest}: the kit's, guarded")
+    success(f"installed: `make {args.prefix}db-info` in {plan.dest} shows the database and "
+            "its volumes")
     return EXIT_OK
 
 

@@ -12,10 +12,18 @@ destructive commands at once. Then it checks from outside what the kit promises:
   leaked             times the password appeared in any output (also with -v and JSON) or,
                      sampled while dumps, restores and copies ran, in any process's argv
   leftovers          debris after the next, unbroken run: partial files, scratch databases,
-                     copies in the container, helper containers, a database left closed
+                     copies in the container, helper containers, operations the journal
+                     still has open
+  closed/partial     right after the next command a user types (db-up): a database left
+                     closed, or a server running on a volume whose copy the journal says is
+                     unfinished
+  wrong cause        problems db-info names after the kill that blame another command than the
+                     one interrupted (or blame nobody: DATABASE_CLOSED for a database the kit
+                     itself closed)
 
 It prints the table and writes it, with the machine and versions, to docs/reliability.md.
-`--quick` runs 3 of each kill trial instead of 10 (for trying the suite, not for the record).
+`--quick` runs 3 of each kill trial instead of 10 (8 for upgrades; for trying the suite, not
+for the record).
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from harness import (ROOT, Kit, build_test_image, copy_kit, docker,  # noqa: E402
                      remove_test_objects, volume_names)
+from reliability_trials import ServerTrials  # noqa: E402
 
 BACKUP = re.compile(r"^[A-Za-z0-9_.~%-]+?_\d{8}_\d{6}(?:_[a-z][a-z0-9-]*)?\.(dump|sql)$")
 INJECTIONS = ["$(touch {m})", "`touch {m}`", "; touch {m}", "x' ; touch {m}; '",
@@ -65,14 +74,23 @@ class Row:
     injected: int = 0
     leaked: int = 0
     leftovers: int = 0
+    closed: int = 0
+    wrong_cause: int = 0
 
     def saw(self, what: str) -> None:
         self.observed[what] = self.observed.get(what, 0) + 1
 
 
-class Suite:
+COLUMNS = ("rows_lost", "corrupt_trusted", "injected", "leaked", "leftovers", "closed",
+           "wrong_cause")
+
+
+class Suite(ServerTrials):
     def __init__(self, quick: bool):
         self.kills = 3 if quick else 10
+        self.quick = quick
+        self.setup_row = Row("setup", "")
+        self.current = self.setup_row
         self.image = build_test_image()
         self.work = Path(tempfile.mkdtemp(prefix="dbguard-reliability-"))
         self.token = "dbgr" + secrets.token_hex(3)
@@ -154,16 +172,17 @@ class Suite:
 
     def leftovers(self, kit: Kit) -> int:
         folder = kit.root / "backups"
-        found = [p for where in (folder, folder / "volumes") if where.is_dir()
-                 for p in where.glob(".*.partial")]
+        found = [p for where in (folder, folder / "volumes", folder / "upgrades")
+                 if where.is_dir() for p in where.glob(".*.partial")]
         helpers = docker("ps", "-aq", "--filter", "label=dbguard.helper=1").stdout.split()
-        count = len(found) + len(helpers)
+        count = len(found) + len(helpers) + len(self.open_operations(kit))
         try:
             dbs = dict(kit.sql("SELECT datname, datallowconn FROM pg_database", "postgres"))
-            count += "sum_db_dbguard_new" in dbs
-            count += dbs.get("sum_db") is False
+            count += "sum_db_dbguard_new" in dbs or "sum_db_dbguard_trash" in dbs
+            count += sum(1 for allowed in dbs.values() if allowed is False) - 1  # template0
         except Exception:
-            count += 1  # the server does not answer after the next run: that is debris too
+            if not self.expect_unreachable(kit):
+                count += 1  # the server does not answer after the next run: debris too
         service = kit.compose("ps", "-q", "db", check=False).stdout.strip()
         if service:
             inside = subprocess.run(["docker", "exec", service, "ls", "/tmp"],
@@ -180,39 +199,52 @@ class Suite:
 
     # --- kill trials --------------------------------------------------------------------
 
-    def kill_trial(self, name: str, kit: Kit, script: str, args: list[str], sig: int,
-                   verify, prepare=None) -> None:
-        """Runs `script` once unbroken to learn its length, then `self.kills` times broken by
-        `sig` at times spread over that length, each followed by the next, unbroken run.
-        `verify(row, before)` checks the data after each broken run."""
+    def kill_trial(self, name: str, kit: Kit, script: str, args, sig: int,
+                   verify, prepare=None, kills: int | None = None, command: str = "",
+                   prepare_again: bool = True) -> None:
+        """Runs `script` once unbroken to learn its length, then `kills` times (default
+        `self.kills`) broken by `sig` at times spread over that length, each followed by what a
+        user types next (db-up), the checks, and the next, unbroken run of the same command.
+        `verify(row, before)` checks the data after each broken run; `args` may be a function
+        that gives them (after `prepare`); `command` is the journal's name of the command.
+        Without `prepare_again` the next run follows the kill directly (it is what finishes an
+        interrupted upgrade or undo)."""
         label = "SIGKILL" if sig == signal.SIGKILL else "SIGINT"
         row = Row(f"{label} during {name}", "data as before or as asked; next run completes")
+        self.current = row
+        kills = min(kills or self.kills, self.kills)
+        command = command or script.replace("_", "-")
         if prepare:
             prepare()
+        argv = args() if callable(args) else args
         started = time.monotonic()
-        self.run(row, kit, script, *args, check=True)
+        self.run(row, kit, script, *argv, check=True)
         length = time.monotonic() - started
-        for i in range(self.kills):
+        for i in range(kills):
             if prepare:
                 prepare()
+            argv = args() if callable(args) else args
             before = self.fingerprint(kit)
             began = time.time()
             proc = subprocess.Popen([sys.executable, str(kit.root / "scripts" / f"{script}.py"),
-                                     *args], cwd=kit.root, env=kit.process_env(),
+                                     *argv], cwd=kit.root, env=kit.process_env(),
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
-            time.sleep(length * (i + 0.5) / self.kills)
+            time.sleep(length * (i + 0.5) / kills)
             proc.send_signal(sig)
-            out, err = proc.communicate(timeout=600)
+            out, err = proc.communicate(timeout=900)
             self.scan_output(row, out + err)
             row.runs += 1
             row.saw(f"exit {proc.returncode}")
-            self.run(row, kit, "db_up")  # what a user does next; reopens a closed database
+            row.wrong_cause += self.wrong_causes(row, kit, command)
+            self.run(row, kit, "db_up")  # what a user does next
+            row.closed += self.closed_or_partial(kit)
             row.corrupt_trusted += self.corrupt_backups(kit, began)
             verify(row, before)
-            if prepare:
+            if prepare and prepare_again:
                 prepare()
-            again = self.run(row, kit, script, *args)
+            argv = args() if callable(args) else args
+            again = self.run(row, kit, script, *argv)
             if again.returncode != 0:
                 row.saw(f"next run exit {again.returncode}: {again.stderr.splitlines()[-1:]}")
             row.leftovers += self.leftovers(kit)
@@ -264,6 +296,8 @@ class Suite:
             self.kill_trial("db-prune", main, "db_prune", ["--keep", "2", "--yes"], sig,
                             self.prune_check(main), prepare=lambda: self.many_backups(main))
         self.migrate_trials(base)
+        self.server_trials(main, base, dump)
+        self.upgrade_trials()
         self.full_disk(main)
         self.read_only(main)
         self.daemon_unreachable(main)
@@ -512,15 +546,15 @@ class Suite:
 
     def table(self) -> list[str]:
         lines = ["| trial | runs | expected | observed | rows lost | corrupt trusted | "
-                 "injected | leaked | leftovers |", "|---|---|---|---|---|---|---|---|---|"]
+                 "injected | leaked | leftovers | closed/partial | wrong cause |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             seen = "; ".join(f"{k} x{v}" for k, v in sorted(r.observed.items()))
-            lines.append(f"| {r.trial} | {r.runs} | {r.expected} | {seen} | {r.rows_lost} | "
-                         f"{r.corrupt_trusted} | {r.injected} | {r.leaked} | {r.leftovers} |")
-        total = [sum(getattr(r, k) for r in self.rows) for k in
-                 ("runs", "rows_lost", "corrupt_trusted", "injected", "leaked", "leftovers")]
-        lines.append(f"| **all** | {total[0]} | | | {total[1]} | {total[2]} | {total[3]} | "
-                     f"{total[4]} | {total[5]} |")
+            lines.append(f"| {r.trial} | {r.runs} | {r.expected} | {seen} | "
+                         + " | ".join(str(getattr(r, c)) for c in COLUMNS) + " |")
+        total = [sum(getattr(r, c) for r in self.rows) for c in COLUMNS]
+        lines.append(f"| **all** | {sum(r.runs for r in self.rows)} | | | "
+                     + " | ".join(str(t) for t in total) + " |")
         return lines
 
     def cleanup(self) -> None:
@@ -564,8 +598,7 @@ def main() -> int:
             "script's docstring; `observed` lists exit codes and what the output said.\n\n"
             + "\n".join(table) + "\n\n" + NOTES)
         print(f"\nwritten to {args.out}")
-    bad = sum(r.rows_lost + r.corrupt_trusted + r.injected + r.leaked + r.leftovers
-              for r in suite.rows)
+    bad = sum(getattr(r, c) for r in suite.rows for c in COLUMNS)
     return 1 if bad else 0
 
 

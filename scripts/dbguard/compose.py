@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .compose_text import volume_name_pinned
 from .compose_v1 import parse_yaml, v1_model
 from .errors import Failure, UsageError
 from .names import project_name
@@ -36,6 +37,8 @@ class Project:
     builds: bool = False        # the service has `build:` (db-up builds a missing image)
     container_name: str | None = None  # a fixed `container_name:` of the service
     folder: bool = False        # the data is in a host folder (a bind mount), not a volume
+    pinned: bool = False        # the volume's name is fixed (name: or external), whatever the
+                                # project is called
     command: tuple = ()         # the service's command, for a throwaway server of its image
     # The service's environment as Compose resolved it (env_file included): POSTGRES_DB,
     # POSTGRES_USER and POSTGRES_PASSWORD are read from here. Holds a password: never shown.
@@ -43,7 +46,8 @@ class Project:
 
     @property
     def locked(self) -> bool:
-        return self.name_source != "directory"
+        """The data's location does not change with the directory's name."""
+        return self.name_source != "directory" or self.pinned or self.folder
 
     @property
     def store_label(self) -> str:
@@ -153,7 +157,13 @@ def load_project(compose: Compose) -> Project:
                     for f in settings.compose_files)
     name, source = project_name(settings.project_name, settings.project_name_origin,
                                 compose.v2, raw, resolved, directory.name)
-    return project_from_model(model, name, source, directory, settings.service, compose.v2)
+    project = project_from_model(model, name, source, directory, settings.service, compose.v2)
+    if not project.folder and not project.pinned and any(
+            volume_name_pinned(f.read_text(encoding="utf-8", errors="replace"),
+                               project.volume_key) for f in settings.compose_files):
+        # v2's model gives every volume a name: only the text says whether one was written.
+        project = dataclasses.replace(project, pinned=True)
+    return project
 
 
 PG_MOUNT_HINTS = ("/var/lib/postgresql/data", "/var/lib/postgresql")
@@ -269,9 +279,10 @@ def project_from_model(model: dict, name: str, source_of_name: str, directory: P
     spec = (model.get("volumes") or {}).get(key) or {}
     external = bool(spec.get("external"))
     volume = spec.get("name") or (key if external else f"{name}_{key}")
+    pinned = external or (bool(spec.get("name")) and not v2)  # v2 names every volume
     return Project(name=name, name_source=source_of_name, directory=directory,
                    service=service_name, image=image, volume_key=key, volume=volume,
                    external=external, mount_target=mount["target"], service_pgdata=pgdata,
                    environment=env, builds=bool(service.get("build")),
                    container_name=service.get("container_name") or None,
-                   command=tuple(str(c) for c in command))
+                   command=tuple(str(c) for c in command), pinned=pinned)

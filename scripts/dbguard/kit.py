@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from .compose import Compose, Project, load_project, require_compose_files
 from .docker import Container, ImageInfo, inspect_image, list_containers, published_port
-from .errors import Failure, Refusal
+from .errors import Failure, Refusal, UsageError
 from .files import folder_failure, private_dir
 from .journal import Journal
 from .names import LOCK_FILE
@@ -108,6 +108,14 @@ def with_credentials(settings: Settings, project: Project, db: str | None = None
     shows none."""
     env = project.environment
     service_user = env.get("POSTGRES_USER") or "postgres"
+    if not env.get("POSTGRES_PASSWORD") and settings.db_password and \
+            settings.db_password_doubt:
+        # Compose put another reading of it into the cluster than the kit would use.
+        raise UsageError(f"DJANGO_DB_PASSWORD {settings.db_password_doubt} (it was not "
+                         "printed), and the service shows no POSTGRES_PASSWORD the kit could "
+                         "use instead",
+                         "Write it in single quotes in .env (both read that literally), or "
+                         "choose one without '$' and '\\'")
     return dataclasses.replace(
         settings, db_user=settings.db_user or service_user,
         db_name=db or settings.db_name or env.get("POSTGRES_DB") or service_user,

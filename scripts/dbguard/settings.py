@@ -71,6 +71,7 @@ class Settings:
     db_name: str                     # "" until resolved from the service (kit.open_kit)
     db_user: str
     db_password: str = field(repr=False)
+    db_password_doubt: str = field(repr=False)  # why Compose could read it otherwise, or ""
     db_host: str                     # "" and 0: found when a connection is made
     db_port: int
     compose_files: tuple[Path, ...]  # what Compose loads; () when no compose file was found
@@ -88,22 +89,39 @@ class Settings:
     ignore_volumes: frozenset[str]
 
 
-def read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path, raw: dict | None = None) -> dict[str, str]:
     """Reads .env with python-dotenv, refusing lines it cannot parse instead of skipping them.
-
-    The message names line numbers only: a broken line may hold a password.
+    `raw`, when given, gets each key's line as written (to tell whether Compose would read it
+    the same way). The message names line numbers only: a broken line may hold a password.
     """
     from dotenv import dotenv_values
     from dotenv.parser import parse_stream
 
     text = path.read_text(encoding="utf-8")
-    bad = [b.original.line for b in parse_stream(io.StringIO(text))
+    bindings = list(parse_stream(io.StringIO(text)))
+    bad = [b.original.line for b in bindings
            if b.error or (b.key is not None and b.value is None)]
     if bad:
         lines = ", ".join(str(n) for n in bad)
         raise UsageError(f"{path} line {lines} is not KEY=value",
                          "Fix or remove that line (see .env.example for the format)")
+    if raw is not None:
+        raw.update({b.key: b.original.string for b in bindings if b.key})
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def compose_reads_otherwise(line: str) -> str:
+    """Why Docker Compose could read a `.env` value otherwise than python-dotenv does: a `$`
+    (Compose substitutes variables) or a backslash escape inside double quotes; "" if none."""
+    value = line.split("=", 1)[1].strip() if "=" in line else ""
+    if value.startswith("'"):
+        return ""  # single quotes: both read it literally
+    if "$" in value:
+        return "contains '$', which Docker Compose reads as a variable"
+    if value.startswith('"') and "\\" in value:
+        return "holds a backslash inside double quotes, which Docker Compose and python-dotenv " \
+            "read differently"
+    return ""
 
 
 def env_compose_files(value: str, base: Path, environ: dict[str, str]) -> tuple[Path, ...]:
@@ -139,17 +157,23 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
     the project's. Neither file has to exist."""
     environ = dict(os.environ if environ is None else environ)
     kit_env = root / ".env"
-    kit_values = read_env_file(kit_env) if kit_env.is_file() else {}
+    raw: dict[str, str] = {}
+    kit_values = read_env_file(kit_env, raw) if kit_env.is_file() else {}
+    # COMPOSE_FILE as Compose takes it: from the shell, relative to the folder you are in; in
+    # the kit's own .env, relative to the kit's folder.
     explicit = environ.get("COMPOSE_FILE") or kit_values.get("COMPOSE_FILE")
     if explicit:
-        compose_files = env_compose_files(explicit, root, environ)
+        base = Path.cwd() if environ.get("COMPOSE_FILE") else root
+        compose_files = env_compose_files(explicit, base, environ)
         project_dir = compose_files[0].parent if compose_files else root
     else:
         project_dir, compose_files, explicit = discover_project(root)
     env_file = project_dir / ".env"
-    project_values = read_env_file(env_file) if env_file != kit_env and env_file.is_file() \
-        else {}
+    project_raw: dict[str, str] = {}
+    project_values = read_env_file(env_file, project_raw) \
+        if env_file != kit_env and env_file.is_file() else {}
     file_values = {**project_values, **kit_values}
+    raw = {**project_raw, **raw}
 
     def get(key: str) -> str:
         if environ.get(key, "") != "":
@@ -159,11 +183,8 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
         return SETTINGS_KEYS[key][0] or ""
 
     problems: list[str] = []
-    if "$" in get("DJANGO_DB_PASSWORD"):
-        # Compose v2 reads `$x` in .env as a variable (the cluster would get another password
-        # than the kit uses) and prints a `${` it cannot parse, password and all, in its error.
-        problems.append("DJANGO_DB_PASSWORD contains '$', which Docker Compose would read as a "
-                        "variable; choose a password without '$' (it was not printed)")
+    doubt = "" if environ.get("DJANGO_DB_PASSWORD") else \
+        compose_reads_otherwise(raw.get("DJANGO_DB_PASSWORD", ""))
 
     def integer(key: str, low: int, high: int) -> int:
         raw = get(key)
@@ -211,7 +232,8 @@ def load_settings(root: Path = KIT_ROOT, environ: dict[str, str] | None = None) 
     return Settings(
         root=root, project_dir=project_dir, env_file=env_file, project_name=name,
         project_name_origin=origin, db_name=get("DJANGO_DB_NAME"), db_user=get("DJANGO_DB_USER"),
-        db_password=get("DJANGO_DB_PASSWORD"), db_host=get("DJANGO_DB_HOST"), db_port=port,
+        db_password=get("DJANGO_DB_PASSWORD"), db_password_doubt=doubt,
+        db_host=get("DJANGO_DB_HOST"), db_port=port,
         compose_files=compose_files, compose_files_explicit=bool(explicit),
         compose_flavor=flavor, service=get("DBGUARD_SERVICE") or None, up_timeout=up_timeout,
         backup_dir=root / get("DBGUARD_BACKUP_DIR"), backup_keep=keep,

@@ -202,7 +202,9 @@ def full_journey(h: Host, lock_lost: bool = True) -> None:
     h.ok("db-restore", "YES=1")
     assert h.psql("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM orders") \
         == before, "the restore brought every row back"
-    h.ok("db-down")
+    # The overnight stop, as the team does it (`down` removes the containers, not the volumes).
+    down = h.plain_compose("down")
+    assert down.returncode == 0, shown(down)
 
     # Renamed (a fresh clone into another folder): the committed lock holds, so plain Compose
     # starts on the same volume and makes no twin.
@@ -231,10 +233,7 @@ def full_journey(h: Host, lock_lost: bool = True) -> None:
     r = h.make("db-up")
     assert r.returncode != 0 and "PARALLEL_UNIVERSE" in r.stderr and active in r.stderr, shown(r)
     assert facts["active_volume"] not in h.volumes(), "the refusal created no volume"
-    r = h.ok("db-migrate-volume", "YES=1")
-    if h.container_name:  # the old project's stopped container holds the fixed name
-        assert f"removing the stopped container {h.container_name} of project" in r.stderr, \
-            shown(r)
+    h.ok("db-migrate-volume", "YES=1")
     assert h.psql("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM orders") == before
 
 
@@ -243,14 +242,19 @@ def test_cookiecutter_django_layout_with_a_fixed_container_name_and_no_port(host
     """The compose file is not a default name, so the kit is told in its own .env (which
     plain Compose never reads); the install then locks `name:` in that file."""
     cookiecutter_django(host, image, token, "/var/lib/postgresql/data")
-    r = host.install()
-    assert r.returncode == 0 and "the project name is not locked" in r.stderr, shown(r)
-    (host.root / "dbguard" / ".env").write_text("COMPOSE_FILE=../docker-compose.local.yml\n")
+    r = host.install("--dry-run")
+    assert r.returncode == 0 and "would write COMPOSE_FILE=../docker-compose.local.yml into" \
+        in r.stderr, shown(r)
+    assert not (host.root / "dbguard").exists(), "a dry run writes nothing"
     r = host.install()
     assert r.returncode == 0, shown(r)
-    assert f"locked the project name: `name: shop{token}` at the top of " \
-           "docker-compose.local.yml" in r.stderr, shown(r)
-    assert (host.root / "docker-compose.local.yml").read_text().startswith(f"name: shop{token}\n")
+    assert f"lock the volumes' names in docker-compose.local.yml: `backups_{token}: name: " \
+           f"shop{token}_backups_{token}`, `{KEY}: name: shop{token}_{KEY}` (read by every " \
+           "Compose here: v1, v2)" in r.stderr, shown(r)
+    assert f"  {KEY}:\n    name: shop{token}_{KEY}\n" in \
+        (host.root / "docker-compose.local.yml").read_text()
+    assert "COMPOSE_FILE=../docker-compose.local.yml" in (host.root / "dbguard" / ".env"
+                                                         ).read_text()
     facts = host.info()
     assert (facts["service"]["name"], facts["connection"]["user"],
             facts["connection"]["name"]) == ("postgres", "shopuser", "shop")
@@ -274,8 +278,11 @@ def test_database_only_in_the_override_file_and_a_makefile_of_the_hosts_own(host
     r = host.install()
     assert r.returncode == 3, shown(r)
     assert r.stderr.strip().splitlines()[-1] == (
-        "ERROR: Makefile already has the target(s) db-up. Namespace the kit's targets with "
-        "PREFIX=kit- (make kit-db-up ...), or rename yours; nothing was changed")
+        f"ERROR: refusing to install dbguard into {host.root}: Makefile already has the "
+        "target(s) db-up: make would let one override the other. TAKEOVER=1 makes the kit's "
+        "the ones the team types (yours stay, renamed db-up-before-dbguard, ...), or "
+        "PREFIX=kit- installs the kit's as kit-db-up ... (your `make db-up` stays unguarded). "
+        "Nothing was changed")
     assert {p: p.read_text() for p in before} == before and not (host.root / "dbguard").exists()
     host.prefix = "kit-"
     assert host.install("--dry-run").returncode == 0
@@ -290,8 +297,9 @@ def test_database_only_in_the_override_file_and_a_makefile_of_the_hosts_own(host
     assert (host.root / "requirements.txt").read_text() == "django==5.1\n"
     kept = list((host.root / "dbguard" / ".originals").rglob("Makefile"))
     assert len(kept) == 1 and kept[0].read_text() == before[host.root / "Makefile"]
-    if host.flavor == "v1":
-        assert f"COMPOSE_PROJECT_NAME=shop{host.root.name[4:]}" in (host.root / ".env").read_text()
+    assert f"    name: shop{token}_{KEY}\n" in \
+        (host.root / "docker-compose.override.yml").read_text(), "the lock both Composes read"
+    assert (host.root / ".env").read_text() == before[host.root / ".env"]
     facts = host.info()
     assert facts["service"]["name"] == "db" and facts["project"]["locked"]
     full_journey(host, lock_lost=host.flavor == "v2")
@@ -322,8 +330,6 @@ def test_cookiecutter_django_on_postgresql_18_with_its_volume_at_var_lib_postgre
     cookiecutter_django(host, image18, token, "/var/lib/postgresql")
     (host.root / "compose" / "production" / "postgres" / "Dockerfile").write_text(
         f"FROM {image18}\n")
-    assert host.install().returncode == 0
-    (host.root / "dbguard" / ".env").write_text("COMPOSE_FILE=../docker-compose.local.yml\n")
     assert host.install().returncode == 0
     facts = host.info()
     assert (facts["service"]["data_mount"], facts["service"]["pgdata"]) == (

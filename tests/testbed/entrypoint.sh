@@ -1,8 +1,10 @@
 #!/bin/bash
 # Entrypoint of the test image: the contract of the official postgres image, reduced to what the
 # kit relies on. Data in $PGDATA; initdb only when $PGDATA has no PG_VERSION (POSTGRES_USER,
-# POSTGRES_PASSWORD, POSTGRES_DB and POSTGRES_INITDB_ARGS take effect only then); trust on the local socket, password
-# over TCP; the server runs as postgres through exec so that signals reach it.
+# POSTGRES_PASSWORD, POSTGRES_DB, POSTGRES_INITDB_ARGS and POSTGRES_HOST_AUTH_METHOD take effect
+# only then); trust on the local socket, password over TCP unless POSTGRES_HOST_AUTH_METHOD says
+# otherwise (trust: no password at all, as Mastodon runs it); the server runs as postgres
+# through exec so that signals reach it.
 set -Eeuo pipefail
 
 if [ "${1:-postgres}" != postgres ]; then
@@ -33,19 +35,22 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-	if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+	auth=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+	if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
 		echo 'error: database is uninitialized and POSTGRES_PASSWORD is not set' >&2
 		exit 1
 	fi
 	pwfile=$(mktemp)
-	printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+	printf '%s\n' "${POSTGRES_PASSWORD:-}" > "$pwfile"
+	pw=(--pwfile="$pwfile")
+	[ -n "${POSTGRES_PASSWORD:-}" ] || pw=()
 	# POSTGRES_INITDB_ARGS split into words, as the official image does (e.g. --locale=C,
 	# which makes a SQL_ASCII cluster).
 	# shellcheck disable=SC2086
-	initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
-		--auth-host=scram-sha-256 --no-sync ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA" >/dev/null
+	initdb --username="$POSTGRES_USER" "${pw[@]}" --auth-local=trust \
+		--auth-host="$auth" --no-sync ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA" >/dev/null
 	rm -f "$pwfile"
-	printf 'host all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
+	printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
 	# Like the official image: a socket-only server while initialising, so that a TCP health
 	# check cannot report ready before the database exists.
 	pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
@@ -59,5 +64,9 @@ fi
 
 # Test speed only: no test crashes the server or the machine, and nothing the kit promises rests
 # on the server's own fsync (the kit syncs what it writes itself), so the test server skips it,
-# as initdb above does.
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c fsync=off -c synchronous_commit=off
+# as initdb above does. DBGUARD_TEST_DURABLE=1 runs it as the official image does (the
+# benchmark: users run with fsync on).
+if [ "${DBGUARD_TEST_DURABLE:-0}" = 1 ]; then
+	exec postgres -D "$PGDATA" -c listen_addresses='*' "${@:2}"
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c fsync=off -c synchronous_commit=off "${@:2}"

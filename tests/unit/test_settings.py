@@ -152,9 +152,24 @@ def test_compose_file_in_the_kits_settings_is_relative_to_the_kit(tmp_path):
     (tmp_path / "ops" / "db.yml").write_text("services: {}\n")
     kit = tmp_path / "dbguard"
     kit.mkdir()
-    s = load_settings(kit, {"COMPOSE_FILE": "../ops/db.yml"})
+    (kit / ".env").write_text("COMPOSE_FILE=../ops/db.yml\n")
+    s = load_settings(kit, {})
     assert s.compose_files == (kit / "../ops/db.yml",) and s.compose_files_explicit
     assert s.project_dir == kit / "../ops"
+
+
+def test_compose_file_exported_in_the_shell_is_relative_to_where_you_are(tmp_path,
+                                                                         monkeypatch):
+    """cookiecutter-django's own advice: `export COMPOSE_FILE=docker-compose.local.yml`, then
+    every command in the repository's folder. Compose reads it from there; so does the kit,
+    whose folder is one level down."""
+    (tmp_path / "docker-compose.local.yml").write_text("services: {}\n")
+    kit = tmp_path / "dbguard"
+    kit.mkdir()
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(kit, {"COMPOSE_FILE": "docker-compose.local.yml"})
+    assert s.compose_files == (tmp_path / "docker-compose.local.yml",)
+    assert s.project_dir == tmp_path
 
 
 def test_ignore_volumes_list(root):
@@ -162,10 +177,29 @@ def test_ignore_volumes_list(root):
     assert s.ignore_volumes == {"a_sum_db_data", "b_sum_db_data"}
 
 
-@pytest.mark.parametrize("password", ["Ab$cd9", "x${y", "$", "a$$b"])
-def test_a_dollar_in_the_password_is_refused_without_printing_it(root, password):
+@pytest.mark.parametrize("password, why", [
+    ("Ab$cd9", "contains '$'"), ("x${y", "contains '$'"), ("a$$b", "contains '$'"),
+    ('"Ab\\ncd9"', "holds a backslash inside double quotes")])
+def test_a_password_compose_reads_otherwise_is_refused_only_where_the_kit_would_use_it(
+        root, password, why):
+    """The kit uses the password Compose gave the service (POSTGRES_PASSWORD, Compose's own
+    reading); DJANGO_DB_PASSWORD stands in only when the service shows none, and then a value
+    Compose could read otherwise is refused, without printing it."""
+    from dbguard.compose import Project
+    from dbguard.kit import with_credentials
+
+    settings = load(root, GOOD.replace("hunter2-secret", password))
+    project = Project(name="p", name_source=".env", directory=root, service="db",
+                      image="postgres:17", volume_key="d", volume="p_d", external=False,
+                      mount_target="/var/lib/postgresql/data", service_pgdata=None,
+                      environment={"POSTGRES_PASSWORD": "as-compose-read-it"})
+    assert with_credentials(settings, project).db_password == "as-compose-read-it"
+    project = Project(**{**project.__dict__, "environment": {}})
     with pytest.raises(UsageError) as err:
-        load(root, GOOD.replace("hunter2-secret", password))
-    assert "DJANGO_DB_PASSWORD contains '$', which Docker Compose would read as a variable; " \
-           "choose a password without '$' (it was not printed)" in err.value.line()
-    assert password not in err.value.line().replace("'$'", "")
+        with_credentials(settings, project)
+    assert f"DJANGO_DB_PASSWORD {why}" in err.value.line() and "(it was not printed)" in \
+        err.value.line()
+    assert password.strip('"') not in err.value.line()
+    quoted = load(root, GOOD.replace("hunter2-secret", "'" + password.strip('"') + "'"))
+    assert with_credentials(quoted, project).db_password == password.strip('"'), \
+        "single quotes: read literally by both"

@@ -193,5 +193,8 @@ def mark_finished(kit: Kit, op_id: int, plan) -> None:
             continue
         if plan.command == "db-undo" and e.id == undoes:
             kit.journal.settle(e, f"db-undo #{op_id}", "reversed")
+        elif plan.command == "db-undo" and e.command == "db-undo" and \
+                e.facts.get("undoes") == undoes:
+            kit.journal.settle(e, f"db-undo #{op_id}", "finished")
         elif plan.command != "db-undo" and e.command == plan.command:
             kit.journal.settle(e, f"{plan.command} #{op_id}", "finished")
