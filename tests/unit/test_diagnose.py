@@ -93,7 +93,7 @@ def test_several_holders_ask_for_from():
     problems, _ = diagnose(project(), IMG15, [vol("a_sum_db_data"), vol("b_sum_db_data"),
                                                 missing])
     assert "a_sum_db_data, b_sum_db_data hold a PostgreSQL cluster" in problems[0].message
-    assert problems[0].fix[0].startswith("make db-migrate-volume FROM=<volume>")
+    assert problems[0].fix[0].startswith("make db-migrate-volume FROM=<volume or folder>")
 
 
 def test_unlocked_project_name():
@@ -198,3 +198,24 @@ def test_a_cluster_where_the_server_does_not_look_blocks_db_up():
     in_subfolder = vol("sumplatform_sum_db_data", True, pg_path="./pgdata")
     assert diagnose(subfolder, IMG15, [in_subfolder])[0] == []
     assert codes(diagnose(project(), IMG15, [in_subfolder])[0]) == ["PGDATA_ELSEWHERE"]
+
+
+def test_a_new_data_folder_beside_the_old_one_is_refused_with_the_folder_named():
+    """Mastodon moves to a folder per major: ./postgres15 is new and empty while ./postgres14
+    holds the cluster. The fix names the folder as it is written, and does not suggest a
+    project name (a folder's path does not come from one)."""
+    p = dataclasses.replace(project(), folder=True, volume_key="",
+                            volume="/src/sum-platform/postgres15")
+    old = Volume("/src/sum-platform/postgres14", folder=True, shown="./postgres14",
+                 pg_version="15", size=1 << 20, user_files=3, created="2025-12-10T09:00:00Z")
+    new = Volume(p.volume, active=True, exists=False, folder=True, shown="./postgres15")
+    problems, notes = diagnose(p, IMG15, [old, new])
+    (pu,) = [pr for pr in problems if pr.code == "PARALLEL_UNIVERSE"]
+    assert pu.blocking and pu.message == (
+        "the active folder ./postgres15 does not exist yet, while ./postgres14 holds a "
+        "PostgreSQL cluster with data")
+    assert pu.fix[:2] == [
+        "make db-migrate-volume FROM=./postgres14   (copy that data into ./postgres15)",
+        "or point the compose file's mount back at ./postgres14   (use the folder as it is)"]
+    assert any(n.startswith("the data is in the folder ./postgres15 (a bind mount at") and
+               "renaming or moving the project's folder moves it along" in n for n in notes)

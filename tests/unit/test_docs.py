@@ -13,6 +13,8 @@ from dbguard.settings import SETTINGS_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+DOCS = "\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
+PROMISES = (ROOT / "docs" / "promises.md").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()
 FRAGMENT = (ROOT / "dbguard.mk").read_text()  # the db-* targets, which other repos include
 TARGETS = re.findall(r"^([a-z][a-z-]*):.*## ", MAKEFILE, re.M) + re.findall(
@@ -28,11 +30,13 @@ def test_make_alone_lists_every_target_with_its_description():
     assert len(TARGETS) >= 15
 
 
-def test_readme_documents_every_target_setting_and_problem_code():
+def test_readme_is_short_and_the_docs_document_every_target_setting_and_problem_code():
+    assert len(README.encode()) <= 15 * 1024, "the README is for a newcomer: at most 15 KB"
     for target in TARGETS:
-        assert f"make {target}" in README, target
+        assert f"make {target}" in README + DOCS, target
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
     for key in SETTINGS_KEYS:
-        assert f"`{key}`" in README, key
+        assert f"`{key}`" in configuration, key
     assert CODES >= {"PARALLEL_UNIVERSE", "PG_VERSION_MISMATCH", "PG18_MOUNT_PATH",
                      "PGDATA_NOT_ON_VOLUME", "INCOMPLETE_COPY", "PROJECT_NAME_NOT_LOCKED",
                      "BACKUP_STALE"}
@@ -47,8 +51,10 @@ def test_env_example_documents_exactly_the_settings():
     assert keys == set(SETTINGS_KEYS)
 
 
-def test_readme_promises_point_at_tests_that_exist():
-    pairs = re.findall(r"`(tests/[\w/]+\.py)::([\w.]+)`((?:, `::\w+`)*)", README)
+def test_readme_links_resolve_and_promises_point_at_tests_that_exist():
+    for link in re.findall(r"\]\((docs/[\w.-]+\.md)\)", README):
+        assert (ROOT / link).is_file(), link
+    pairs = re.findall(r"`(tests/[\w/]+\.py)::([\w.]+)`((?:, `::\w+`)*)", PROMISES)
     assert len(pairs) >= 15, pairs
     for path, name, more in pairs:
         source = (ROOT / path).read_text()
@@ -150,3 +156,29 @@ def test_help_of_every_script_is_its_docstring():
         assert r.returncode == 0, r.stderr
         first = script.read_text().split('"""')[1].strip().splitlines()[0]
         assert first in r.stdout and "examples:" in r.stdout, r.stdout
+
+
+def test_the_package_has_no_import_cycles():
+    """Every module of scripts/dbguard imports only what sits below it (imports inside
+    functions count too)."""
+    package = ROOT / "scripts" / "dbguard"
+    modules = {".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(
+        ".__init__"): p for p in package.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = ".".join(here[:len(here) - node.level + 1] +
+                                ([node.module] if node.module else []))
+                found |= {m for m in (base, *(f"{base}.{a.name}" for a in node.names))
+                          if m in modules and m != name}
+        graph[name] = found
+
+    def reaches(start, goal, seen):
+        return any(n == goal or (n not in seen and not seen.add(n) and reaches(n, goal, seen))
+                   for n in graph[start])
+
+    cycles = [m for m in graph if reaches(m, m, set())]
+    assert cycles == [], f"modules in an import cycle: {cycles}"

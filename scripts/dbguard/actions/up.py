@@ -15,9 +15,8 @@ from ..diagnosis import diagnose
 from ..docker import inspect_image
 from ..errors import Failure, Refusal
 from ..kit import Kit, kit_lock
-from ..messages import info, success, warning
+from ..messages import info, success, volume_table, warning
 from ..service import remove_leftover_helpers, start_service
-from ..volumes import volume_table
 from . import recovery
 
 

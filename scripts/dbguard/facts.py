@@ -1,0 +1,79 @@
+"""What db-info shows, gathered once: the project, every candidate volume and folder with its
+contents, the live server's databases, the backups, the snapshots, the journal, and the verdict
+(diagnosis). Reads only: nothing here changes anything, and no lock is taken (a command at work
+is named as running, its open operation not as interrupted).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backups import backup_summary
+from .catalog import summary
+from .db_snapshots import list_snapshots
+from .diagnosis import backup_problems, database_findings, diagnose
+from .errors import Failure
+from .gitinfo import cleaned_by_git
+from .kit import Kit, lock_held
+from .names import directory_project_names
+from .volumes import Volume, effective_pgdata
+
+
+def collect(kit: Kit) -> tuple[dict, list[Volume]]:
+    """The facts db-info shows (the JSON document) and the volumes they were read from."""
+    s, p = kit.settings, kit.project
+    volumes = kit.scan()
+    running = lock_held(s)  # a command at work now: what it has open is not interrupted
+    unsettled = [] if running else kit.journal.open_entries()
+    cleaned = cleaned_by_git(Path(p.volume)) if p.folder else None
+    problems, notes = diagnose(p, kit.image, volumes, unsettled=unsettled, cleaned_by=cleaned)
+    backups = backup_summary(s, kit.db)
+    problems += backup_problems(s, backups, kit.active(volumes))
+    container = kit.service_container()
+    database = summary(kit.server(container), kit.db) \
+        if container and container.state == "running" else {
+            "reachable": False, "error": "the service is not running"}
+    snapshots = []
+    if database.get("reachable"):
+        try:
+            snapshots = [sn.to_json() for sn in list_snapshots(kit.server(container), kit.db)]
+        except Failure:
+            pass
+    found, remarks = database_findings(kit.db, database, unsettled)
+    problems, notes = problems + found, notes + remarks
+    if running:
+        notes.append(f"a dbguard command is running now ({running})")
+    names = directory_project_names(p.directory.name)
+    facts = {
+        "compose": {"command": kit.compose.command, "version": kit.compose.version,
+                    "flavor": "v2" if kit.compose.v2 else "v1",
+                    "files": [str(f) for f in s.compose_files]},
+        "project": {"name": p.name, "source": p.name_source, "locked": p.locked,
+                    "directory": str(p.directory), "names_from_directory": names},
+        "service": {"name": p.service, "image": p.image, "image_present": kit.image.present,
+                    "image_pg_major": kit.image.pg_major, "data_mount": p.mount_target,
+                    "pgdata": effective_pgdata(p, kit.image),
+                    "data_kind": "folder" if p.folder else "volume"},
+        "volume_key": p.volume_key,
+        "active_volume": p.volume,
+        "volumes": [v.to_json() for v in volumes],
+        "connection": connection(kit),
+        "container": None if container is None else {
+            "name": container.name, "state": container.state, "status": container.status,
+            "ports": container.ports},
+        "database": database,
+        "backups": backups,
+        "snapshots": snapshots,
+        "problems": [pr.to_json() for pr in problems],
+        "notes": notes,
+        "journal": {"open": [e.to_json() for e in unsettled],
+                    "last": [e.to_json() for e in kit.journal.entries()[-3:]]},
+    }
+    return facts, volumes
+
+
+def connection(kit: Kit) -> dict:
+    """What the application uses to connect (the kit itself works inside the container)."""
+    s = kit.settings
+    where = kit.endpoint()
+    return {"host": where[0] if where else None, "port": where[1] if where else None,
+            "name": s.db_name, "user": s.db_user, "password": "********"}
