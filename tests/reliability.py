@@ -174,7 +174,8 @@ class Suite(ServerTrials):
         folder = kit.root / "backups"
         found = [p for where in (folder, folder / "volumes", folder / "upgrades")
                  if where.is_dir() for p in where.glob(".*.partial")]
-        helpers = docker("ps", "-aq", "--filter", "label=dbguard.helper=1").stdout.split()
+        helpers = docker("ps", "-aq", "--filter", "label=dbguard.helper=1", "--filter",
+                         f"label=dbguard.project={kit.project}").stdout.split()
         count = len(found) + len(helpers) + len(self.open_operations(kit))
         try:
             dbs = dict(kit.sql("SELECT datname, datallowconn FROM pg_database", "postgres"))

@@ -261,6 +261,10 @@ def test_cookiecutter_django_layout_with_a_fixed_container_name_and_no_port(host
         (host.root / "docker-compose.local.yml").read_text()
     assert "COMPOSE_FILE=../docker-compose.local.yml" in (host.root / "dbguard" / ".env"
                                                          ).read_text()
+    for command in (["docker-compose"], ["docker", "compose"]):  # a teammate on either
+        read = subprocess.run([*command, "-f", "docker-compose.local.yml", "config"],
+                              cwd=host.root, env=host.env(), capture_output=True, text=True)
+        assert read.returncode == 0 and f"name: shop{token}_{KEY}" in read.stdout, shown(read)
     facts = host.info()
     assert (facts["service"]["name"], facts["connection"]["user"],
             facts["connection"]["name"]) == ("postgres", "shopuser", "shop")
@@ -536,7 +540,10 @@ def user_python(base: Path, runas: tuple) -> Path:
     venv = base / "venv"
     (venv / "bin").mkdir(parents=True)
     for python in (sys.executable, "/usr/bin/python3"):
-        probe = subprocess.run([*runas, python, "-c", "import sys"], capture_output=True)
+        # Through a shell, as make runs it (setpriv itself may still find a path the user
+        # cannot).
+        probe = subprocess.run([*runas, "sh", "-c", 'exec "$0" -c "import sys"', python],
+                               capture_output=True)
         if probe.returncode == 0:
             break
     else:
@@ -575,3 +582,39 @@ def test_no_route_to_the_container_the_whole_journey_works(no_route_host, image,
     full_journey(h)
     assert h.make("db-snapshot", "NAME=noroute").returncode == 0
     assert h.make("db-rollback", "NAME=noroute", "YES=1").returncode == 0
+
+
+def test_an_install_is_all_or_nothing_and_its_refusals_one_error_line(host, image, token):
+    """A read-only repository, a kill that left the kit's staging folder (or, from an older
+    installer, a kit folder without its marker): one ERROR line and nothing written, or the
+    next run completes the install."""
+    compose_yaml_with_pgdata_below(host, image, token)
+    readonly = host.root.parent / "readonly"
+    readonly.mkdir()
+    shutil.copy(host.root / "compose.yaml", readonly / "compose.yaml")
+    subprocess.run(["mount", "--bind", "-o", "ro", str(readonly), str(readonly)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(readonly)], check=True)
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / "kit_install.py"),
+                            str(readonly)], env=host.env(), capture_output=True, text=True)
+        assert r.returncode == 3, shown(r)
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR:")]
+        assert errors == [f"ERROR: refusing to install dbguard into {readonly}: {readonly} "
+                          "cannot be written (read-only, or not yours). Nothing was changed"], \
+            shown(r)
+        assert "Traceback" not in r.stderr
+    finally:
+        subprocess.run(["umount", str(readonly)], check=False)
+    # Killed while copying: a staging folder beside the kit's place, or an old half copy.
+    (host.root / ".dbguard-install-4242" / "scripts").mkdir(parents=True)
+    half = host.root / "dbguard" / "scripts"
+    half.mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "db_up.py", half / "db_up.py")
+    r = host.install("--dry-run")
+    assert r.returncode == 0 and "would remove .dbguard-install-4242 (an interrupted " \
+        "install's copy)" in r.stderr, shown(r)
+    r = host.install()
+    assert r.returncode == 0, shown(r)
+    assert not (host.root / ".dbguard-install-4242").exists()
+    assert (host.root / "dbguard" / ".dbguard-kit").exists()
+    assert host.install().stderr.count("nothing to do") == 1
