@@ -36,7 +36,7 @@ dbguard_arg = $(call dbguard_whole,$(1))$(if $(call dbguard_given,$(1)),$(2) \
 	'$(subst ','\'',$(value $(1)))')
 DBGUARD_COMMON = $(call dbguard_on,V,--verbose) $(call dbguard_on,DRY_RUN,--dry-run)
 DBGUARD_DB = $(call dbguard_arg,DB,--db)
-DBGUARD_TARGETS := db-up db-down db-info db-migrate-volume db-dump db-restore db-backups \
+DBGUARD_TARGETS := db-up db-down db-info db-find db-migrate-volume db-dump db-restore db-backups \
 	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-history db-undo db-fixture \
 	db-seed db-shell db-logs
 
@@ -55,6 +55,9 @@ $(DBGUARD_PREFIX)db-down: dbguard-deps ## Stop the database (volumes are never r
 
 $(DBGUARD_PREFIX)db-info: dbguard-deps ## Show which volume is live, spot parallel universes, name problems (JSON=1 CHECK=1 DB=)
 	$(DBGUARD_RUN)/db_info.py $(call dbguard_on,V,--verbose) $(call dbguard_on,JSON,--json) $(call dbguard_on,CHECK,--check) $(DBGUARD_DB)
+
+$(DBGUARD_PREFIX)db-find: dbguard-deps ## List every PostgreSQL cluster on the engine (anonymous, dangling, other projects') and how to bring it back (JSON=1)
+	$(DBGUARD_RUN)/db_find.py $(call dbguard_on,V,--verbose) $(call dbguard_on,JSON,--json)
 
 $(DBGUARD_PREFIX)db-migrate-volume: dbguard-deps ## Copy a cluster from another volume or folder into the active one (FROM= YES=1 FORCE=1 UNDO=1)
 	$(DBGUARD_RUN)/db_migrate_volume.py $(DBGUARD_COMMON) $(call dbguard_arg,FROM,--from) $(call dbguard_on,YES,--yes) $(call dbguard_on,FORCE,--force) $(call dbguard_on,UNDO,--undo)

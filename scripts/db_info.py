@@ -10,7 +10,7 @@ Problems it names, each with a stable code and the commands that fix it:
   PARALLEL_UNIVERSE        the active volume is missing, empty or fresh while another holds data
   PG_VERSION_MISMATCH      the volume's cluster was made by another PostgreSQL major version
   PG18_MOUNT_PATH          a postgres 18+ image with its volume at /var/lib/postgresql/data
-  PGDATA_NOT_ON_VOLUME     the server's data directory is outside the volume
+  PGDATA_NOT_ON_VOLUME     the cluster would land in an anonymous volume, tmpfs or no volume
   PGDATA_ELSEWHERE         the volume's cluster is not where the server looks (PGDATA)
   INCOMPLETE_COPY          the active volume holds an unfinished copy (the journal names it)
   UPGRADE_INCOMPLETE       an unfinished db-upgrade: db-upgrade finishes it, db-undo reverses it
@@ -18,6 +18,7 @@ Problems it names, each with a stable code and the commands that fix it:
   PROJECT_NAME_NOT_LOCKED  the project name comes from the directory name
   BACKUP_STALE             the newest dump is older than DBGUARD_BACKUP_MAX_AGE_DAYS
   DATABASE_CLOSED          the database refuses connections, and no dbguard command closed it
+  STRANDED_CLUSTERS        the active volume is empty; clusters of its major wait elsewhere
   DATA_IN_WORK_TREE        the data folder sits untracked in a git work tree (git clean)
 
 examples:

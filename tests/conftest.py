@@ -1,10 +1,14 @@
 """Shared by both tiers: the scripts folder is importable as it is for the scripts."""
 import os
+import secrets
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+# The session's own part of every test volume's key (harness.KEY), set before the xdist
+# workers start so that they inherit it.
+os.environ.setdefault("DBGUARD_TEST_SESSION", secrets.token_hex(2))
 
 
 def pytest_sessionstart(session):

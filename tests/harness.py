@@ -20,8 +20,11 @@ VENV = Path(sys.prefix)
 # Under pytest-xdist every worker gives the kit's compose volume a key of its own, so that one
 # worker's volumes are never candidates (by label or by name) for another worker's kits: the
 # kit looks at every volume on the machine that may hold its data, by design.
+# A test session (tests/conftest.py names it) gets a part of its own too, so that two sessions
+# on one engine (a developer's run beside CI's, say) never see each other's volumes either.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-KEY = "sum_db_data" + (f"_{WORKER}" if WORKER else "")
+SESSION = os.environ.get("DBGUARD_TEST_SESSION", "")
+KEY = "sum_db_data" + (f"_{SESSION}" if SESSION else "") + (f"_{WORKER}" if WORKER else "")
 KIT_FILES = ["Makefile", "dbguard.mk", "scripts", "docker-compose.yml", ".env.example",
              "requirements.txt", "requirements-dev.txt", "fixtures", "backups"]
 

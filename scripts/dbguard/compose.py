@@ -39,6 +39,8 @@ class Project:
     folder: bool = False        # the data is in a host folder (a bind mount), not a volume
     pinned: bool = False        # the volume's name is fixed (name: or external), whatever the
                                 # project is called
+    mounts: tuple = ()          # every mount of the service: (type, source, target)
+    anonymous: bool = False     # no named volume or folder holds the data (db-up refuses)
     command: tuple = ()         # the service's command, for a throwaway server of its image
     # The service's environment as Compose resolved it (env_file included): POSTGRES_DB,
     # POSTGRES_USER and POSTGRES_PASSWORD are read from here. Holds a password: never shown.
@@ -233,38 +235,40 @@ def project_from_model(model: dict, name: str, source_of_name: str, directory: P
     service = services[service_name]
     env = _service_env(service)
     pgdata = env.get("PGDATA") or None
-    mounts = [m for m in service.get("volumes") or [] if isinstance(m, dict)]
+    every = tuple((str(m.get("type") or ""), str(m.get("source") or ""),
+                   str(m.get("target") or "")) for m in service.get("volumes") or []
+                  if isinstance(m, dict))
 
-    def rank(m: dict) -> int:
-        target = m.get("target", "")
+    def rank(m: tuple) -> tuple:
+        kind, source, target = m
+        lasting = kind in ("volume", "bind") and bool(source)
         if pgdata and (pgdata == target or pgdata.startswith(target.rstrip("/") + "/")):
-            return 0
-        return PG_MOUNT_HINTS.index(target) + 1 if target in PG_MOUNT_HINTS else 99
+            hint = 0
+        elif target in PG_MOUNT_HINTS:
+            hint = PG_MOUNT_HINTS.index(target) + 1
+        elif target.startswith("/var/lib/postgresql/"):
+            hint = 9  # below the usual place (too low): db-info names the mount to write
+        else:
+            hint = 99
+        return (not lasting, hint)
 
-    mounts = sorted((m for m in mounts if rank(m) < 99), key=rank)
+    candidates = sorted((m for m in every if rank(m)[1] < 99), key=rank)
     where = f"service {service_name!r}"
-    if not mounts:
-        raise UsageError(f"{where} mounts no volume at /var/lib/postgresql/data (or "
-                         "/var/lib/postgresql): its data would live in an anonymous volume that "
-                         "`rm -v` or `down -v` deletes",
-                         "Give it a named volume, as the kit's docker-compose.yml does")
-    mount = mounts[0]
-    kind = mount.get("type")
-    if kind not in ("volume", "bind") or not mount.get("source"):
-        raise UsageError(f"{where} keeps its data in an anonymous volume (at "
-                         f"{mount.get('target')}), which `docker compose down -v` and `docker "
-                         "volume prune` delete and a new container does not reuse",
-                         "Give it a named volume (or a folder), as the kit's "
-                         "docker-compose.yml does")
-    # A service that only builds gets Compose's name for the image it builds.
-    image = str(service.get("image") or "") or (f"{name}-{service_name}" if v2 else
-                                                f"{name}_{service_name}")
-    if image.startswith("-"):  # it would reach docker as an option
-        raise UsageError(f"{where} names the image {image!r}, which starts with '-'",
-                         "Fix the image name in the compose file (or DB_IMAGE in .env)")
-    command = service.get("command") or ()
-    if isinstance(command, str):
-        command = tuple(command.split())
+    if not candidates or rank(candidates[0])[0]:
+        # An anonymous volume, a tmpfs or the container's own layer: the kit still reads the
+        # project, and db-up refuses it (diagnosis names the mount to write).
+        target = candidates[0][2] if candidates else ""
+        return Project(name=name, name_source=source_of_name, directory=directory,
+                       service=service_name, image=image_of(service, name, service_name, v2),
+                       volume_key="", volume="", external=True, mount_target=target,
+                       service_pgdata=pgdata, environment=env,
+                       builds=bool(service.get("build")),
+                       container_name=service.get("container_name") or None,
+                       command=command_of(service), mounts=every, anonymous=True)
+    kind, mount_source, mount_target = candidates[0]
+    mount = {"type": kind, "source": mount_source, "target": mount_target}
+    image = image_of(service, name, service_name, v2)
+    command = command_of(service)
     if kind == "bind":
         source = Path(str(mount["source"]))
         folder = source if source.is_absolute() else (directory / source)
@@ -274,7 +278,7 @@ def project_from_model(model: dict, name: str, source_of_name: str, directory: P
                        mount_target=mount["target"], service_pgdata=pgdata, environment=env,
                        builds=bool(service.get("build")),
                        container_name=service.get("container_name") or None, folder=True,
-                       command=tuple(str(c) for c in command))
+                       command=command, mounts=every)
     key = mount["source"]
     spec = (model.get("volumes") or {}).get(key) or {}
     external = bool(spec.get("external"))
@@ -285,4 +289,23 @@ def project_from_model(model: dict, name: str, source_of_name: str, directory: P
                    external=external, mount_target=mount["target"], service_pgdata=pgdata,
                    environment=env, builds=bool(service.get("build")),
                    container_name=service.get("container_name") or None,
-                   command=tuple(str(c) for c in command), pinned=pinned)
+                   command=command, pinned=pinned, mounts=every)
+
+
+def image_of(service: dict, name: str, service_name: str, v2: bool) -> str:
+    """The service's image; a service that only builds gets Compose's name for what it
+    builds."""
+    image = str(service.get("image") or "") or (f"{name}-{service_name}" if v2 else
+                                                f"{name}_{service_name}")
+    if image.startswith("-"):  # it would reach docker as an option
+        raise UsageError(f"service {service_name!r} names the image {image!r}, which starts "
+                         "with '-'", "Fix the image name in the compose file (or DB_IMAGE in "
+                         ".env)")
+    return image
+
+
+def command_of(service: dict) -> tuple:
+    command = service.get("command") or ()
+    if isinstance(command, str):
+        command = command.split()
+    return tuple(str(c) for c in command)

@@ -4,28 +4,16 @@ facts it is given.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass
 
 from .compose import Project
 from .docker import ImageInfo
 from .journal import Entry
 from .messages import human_age, human_size
 from .names import LABEL_PROJECT, scratch_database, trash_database
+from .layout import Problem, layout_problem
 from .settings import Settings
 from .volumes import Volume, effective_pgdata, pgdata_in_volume
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    message: str
-    fix: list[str]
-    blocking: bool = False  # db-up refuses to start while it stands
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def old_project_of(volume: Volume, project: Project) -> str | None:
@@ -78,27 +66,9 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
              "is often not committed)"]))
 
     where = pgdata_in_volume(project, image)
-    if where is None:
-        pgdata = effective_pgdata(project, image)
-        if image.pg_major and image.pg_major >= 18 and \
-                project.mount_target.rstrip("/") == "/var/lib/postgresql/data":
-            problems.append(Problem(
-                "PG18_MOUNT_PATH",
-                f"the image runs PostgreSQL {image.pg_major}, whose data directory is "
-                f"{pgdata}, but the volume {project.volume_key!r} is mounted at "
-                "/var/lib/postgresql/data: from 18 on the image expects the volume at "
-                "/var/lib/postgresql, and refuses to start (or writes outside the volume)",
-                [f"in the compose file, mount `{project.volume_key}:/var/lib/postgresql` "
-                 "instead of `.../data`",
-                 "if the volume holds an older cluster: make db-dump with the old image first, "
-                 "then make db-restore into the new layout"], blocking=True))
-        else:
-            problems.append(Problem(
-                "PGDATA_NOT_ON_VOLUME",
-                f"the server keeps its data in {pgdata}, which is not inside the volume mount "
-                f"{project.mount_target}: the data would be lost with the container",
-                [f"mount {project.volume_key!r} at {pgdata} or a folder above it, or set PGDATA"
-                 " under the mount"], blocking=True))
+    layout = layout_problem(project, image)
+    if layout:
+        problems.append(layout)
 
     problems += unsettled_problems(active, unsettled)
 
@@ -272,3 +242,23 @@ def database_findings(db: str, database: dict, unsettled: list[Entry]
             notes.append(f"database {d['name']!r} is named like the kit's half-made copies, "
                          "but the journal records no unfinished command that made it")
     return problems, notes
+
+
+def stranded_problems(active: Volume, elsewhere: list, major: int | None) -> list[Problem]:
+    """The active volume or folder holds no cluster while volumes elsewhere on the engine (not
+    this project's by name or label: an anonymous volume, another project's, a dangling one)
+    hold one of the image's major (find.Cluster, most recently written first)."""
+    if not elsewhere:
+        return []
+    newest = elsewhere[0]
+    shown = "; ".join(f"{c.label} ({c.kind}{', dangling' if c.dangling else ''}, PostgreSQL "
+                      f"{c.pg_version}, {human_size(c.size)}, project {c.project or 'unknown'})"
+                      for c in elsewhere[:3])
+    more = f" and {len(elsewhere) - 3} more" if len(elsewhere) > 3 else ""
+    return [Problem(
+        "STRANDED_CLUSTERS",
+        f"{active.label} holds no cluster, but {len(elsewhere)} volume(s) or folder(s) elsewhere "
+        f"on this engine hold a PostgreSQL {major or ''} cluster: {shown}{more}".replace("  ", " "),
+        ["make db-find   (lists them with sizes, last writes and who uses them)",
+         f"make db-migrate-volume FROM={newest.name if newest.kind != 'folder' else newest.label}"
+         "   (copies the most recently written one in, with a question first)"])]

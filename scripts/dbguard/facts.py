@@ -10,8 +10,9 @@ from pathlib import Path
 from .backups import backup_summary
 from .catalog import summary
 from .db_snapshots import list_snapshots
-from .diagnosis import backup_problems, database_findings, diagnose
+from .diagnosis import backup_problems, database_findings, diagnose, stranded_problems
 from .errors import Failure
+from .find import stranded
 from .gitinfo import cleaned_by_git
 from .kit import Kit, lock_held
 from .names import directory_project_names
@@ -26,6 +27,11 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     unsettled = [] if running else kit.journal.open_entries()
     cleaned = cleaned_by_git(Path(p.volume)) if p.folder else None
     problems, notes = diagnose(p, kit.image, volumes, unsettled=unsettled, cleaned_by=cleaned)
+    active = kit.active(volumes)
+    if not active.has_cluster and kit.image.present and not p.anonymous:
+        known = {v.name for v in volumes}
+        elsewhere = [c for c in stranded(kit, kit.image.pg_major) if c.name not in known]
+        problems += stranded_problems(active, elsewhere, kit.image.pg_major)
     backups = backup_summary(s, kit.db)
     problems += backup_problems(s, backups, kit.active(volumes))
     container = kit.service_container()

@@ -263,3 +263,37 @@ def history_table(entries: Sequence) -> list[str]:
         [str(e.id), local_time(e.started), e.command,
          str(e.target.get("shown") or e.target.get("name")), copy_kept(e.copy), e.state]
         for e in entries])
+
+
+def find_report(clusters: Sequence, project: str, active_label: str, engine_volumes: int
+                ) -> str:
+    """db-find's listing: each cluster with what it is, where it came from and the command that
+    brings it back; copies of one cluster (one system identifier) share a number."""
+    lines = [f"PostgreSQL clusters on this engine and in the project's folder "
+             f"({plural(len(clusters), 'cluster')} among {plural(engine_volumes, 'volume')}; "
+             f"active: {active_label}):", ""]
+    if not any(c.active for c in clusters):
+        lines += [f"  {active_label} (ACTIVE, project {project}) holds no cluster yet", ""]
+    counts: dict[int, int] = {}
+    for c in clusters:
+        counts[c.group] = counts.get(c.group, 0) + 1
+    for c in clusters:
+        kind = c.kind + (", dangling: no container refers to it" if c.dangling else "")
+        tags = [kind] + (["ACTIVE"] if c.active else []) + \
+            (["an UNFINISHED copy"] if c.incomplete else [])
+        if c.labels.get("dbguard.upgrade-of"):
+            tags.append(f"the old cluster kept by db-upgrade of {c.labels['dbguard.upgrade-of']}")
+        copies = f", one of {counts[c.group]} copies of cluster #{c.group}" \
+            if counts[c.group] > 1 else ""
+        users = ", ".join(f"{u.name} ({u.state})" for u in c.users) or "no container"
+        lines += [f"  #{c.group} {c.label}  [{'; '.join(tags)}]",
+                  f"     PostgreSQL {c.pg_version} at {c.pg_path}, {human_size(c.size)}, last "
+                  f"written {local_time(c.written)}, system identifier {c.system_id}{copies}",
+                  f"     used by: {users}; project: {c.project or 'unknown'}"
+                  + (f"; created {local_time(c.created)}" if c.created else "")]
+        if c.bring_back:
+            lines.append(f"     bring back: {c.bring_back}")
+        lines.append("")
+    if not clusters:
+        lines.append("  no volume or folder holds a PostgreSQL cluster")
+    return "\n".join(lines).rstrip() + "\n"

@@ -33,7 +33,10 @@ def effective_pgdata(project: Project, image: ImageInfo) -> str:
 
 def pgdata_in_volume(project: Project, image: ImageInfo) -> str | None:
     """Where the server looks for its cluster, relative to the volume root; None when the
-    data directory is not on the volume at all (the postgres 18 mount-path mistake)."""
+    data directory is not on the volume at all (the postgres 18 mount-path mistake, or no
+    named volume at all)."""
+    if project.anonymous:
+        return None
     pgdata = effective_pgdata(project, image).rstrip("/")
     target = project.mount_target.rstrip("/")
     if pgdata == target:
@@ -209,7 +212,8 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
                               folder=True, shown=store_label(path, True, here), **facts))
     if not any(v.active for v in volumes):
         volumes.append(Volume(project.volume, active=True, exists=False, found_by=["active"],
-                              folder=project.folder, shown=project.store_label))
+                              folder=project.folder, shown=project.store_label or
+                              "(an anonymous volume)"))
     return sorted(volumes, key=lambda v: (v.created or "9999", v.name))
 
 

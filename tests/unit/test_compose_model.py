@@ -59,16 +59,22 @@ def test_pgdata_below_the_mount_and_postgres_18_layout():
     ({"a": pg(), "b": pg("other")}, None, "several services look like PostgreSQL: a, b"),
     ({"db": pg()}, "database", "DBGUARD_SERVICE='database' is not a service of the compose "
                                "file (services: db)"),
-    ({"db": {"image": "postgres:17"}}, None, "service 'db' mounts no volume at "
-                                             "/var/lib/postgresql/data"),
-    ({"db": {"image": "postgres:17", "volumes": [
-        {"type": "volume", "target": "/var/lib/postgresql/data"}]}},
-     None, "service 'db' keeps its data in an anonymous volume (at /var/lib/postgresql/data)"),
 ])
 def test_unusable_compose_files_are_named(services, wanted, message):
     with pytest.raises(UsageError) as err:
         load(model(services), wanted=wanted)
     assert message in err.value.message
+
+
+@pytest.mark.parametrize("mounts, target", [
+    ([], ""),
+    ([{"type": "volume", "target": "/var/lib/postgresql/data"}], "/var/lib/postgresql/data"),
+    ([{"type": "tmpfs", "target": "/var/lib/postgresql/data"}], "/var/lib/postgresql/data")])
+def test_a_service_without_a_named_volume_is_read_as_anonymous(mounts, target):
+    """The kit still reads such a project (db-info explains it, db-up refuses it through the
+    diagnosis) instead of stopping at reading the compose file."""
+    p = load(model({"db": {"image": "postgres:17", "volumes": mounts}}))
+    assert (p.anonymous, p.volume, p.mount_target) == (True, "", target)
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -1,5 +1,6 @@
 """db-migrate-volume's preflight: every reason to refuse a copy, one precondition broken at a
 time, and what does not count as a reason."""
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,8 +60,23 @@ def test_the_active_volume_cannot_be_its_own_source():
 
 
 def test_data_outside_the_volume():
-    assert m.preflight(kit(pg_major=18), source(pg_version="18"), target(), force=False) == [
-        "the image keeps its data outside the mount (see `make db-info`)"]
+    (reason,) = m.preflight(kit(pg_major=18), source(pg_version="18"), target(), force=False)
+    assert reason.startswith("the image runs PostgreSQL 18, whose data directory is "
+                             "/var/lib/postgresql/18/docker, but the volume 'sum_db_data' is "
+                             "mounted at /var/lib/postgresql/data")
+    assert "mount `sum_db_data:/var/lib/postgresql` instead" in reason
+
+
+def test_a_cluster_where_the_server_would_not_look_is_refused():
+    """An anonymous volume from a mount one level too high holds the cluster at its root; a
+    project whose server looks in pgdata/ of the volume would never find the copy."""
+    below = kit()
+    below.project = dataclasses.replace(below.project,
+                                        service_pgdata="/var/lib/postgresql/data/pgdata")
+    (reason,) = m.preflight(below, source(pg_path="."), target(), force=False)
+    assert reason.startswith("the cluster sits at . in tradesite_sum_db_data, but the server "
+                             "looks for it at pgdata in sumplatform_sum_db_data")
+    assert m.preflight(kit(), source(pg_path="."), target(), force=False) == []
 
 
 def test_a_running_foreign_container_needs_force_but_stopped_ones_and_helpers_do_not():

@@ -23,11 +23,12 @@ from ..docker import Container
 from ..errors import Failure, UsageError
 from ..journal import Operation
 from ..kit import Kit
+from ..layout import layout_problem
 from ..messages import human_size, info, plural, success, timing, warning
 from ..service import (RUNNING_STATES, name_holder, remove_leftover_helpers, start_service,
                        stop_containers)
 from ..snapshots import snapshot_path, snapshot_volume
-from ..volumes import Volume, pgdata_in_volume
+from ..volumes import Volume, effective_pgdata, pgdata_in_volume
 from ..destructive.replace_volume import (copy_verified, ensure_volume, fill_from_snapshot,
                                           unmark)
 from . import Plan
@@ -82,8 +83,17 @@ def preflight(kit: Kit, source: Volume, target: Volume, force: bool) -> list[str
             f"{source.label} holds a PostgreSQL {source.pg_major} cluster but the image runs "
             f"{kit.image.pg_major}; copying files cannot change that (the server would refuse "
             f"them). Set the image to {source.pg_major}, copy, then `make db-upgrade`")
-    if pgdata_in_volume(kit.project, kit.image) is None:
-        reasons.append("the image keeps its data outside the mount (see `make db-info`)")
+    layout = layout_problem(kit.project, kit.image)
+    if layout:
+        reasons.append(f"{layout.message} ({'; '.join(layout.fix)})")
+    where = pgdata_in_volume(kit.project, kit.image)
+    if not layout and where and source.pg_path and \
+            os.path.normpath(source.pg_path) != os.path.normpath(where):
+        reasons.append(
+            f"the cluster sits at {os.path.normpath(source.pg_path)} in {source.label}, but the "
+            f"server looks for it at {os.path.normpath(where)} in {target.label} (PGDATA "
+            f"{effective_pgdata(kit.project, kit.image)}); a copy would not be found. Set "
+            "PGDATA or the mount so that they agree, then copy")
     if not force:
         foreign = {c.name for v in (source, target) for c in v.users
                    if c.project != kit.project.name and c.state in RUNNING_STATES}
@@ -158,8 +168,12 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
         stop_containers(kit, stops)
     if d["tar"]:
         op.step("snapshot")
-        with timing("snapshot"):
-            snapshot_volume(kit, target, d["tar"])
+        try:
+            with timing("snapshot"):
+                snapshot_volume(kit, target, d["tar"])
+        except Failure:  # nothing was changed yet: what was stopped runs again
+            start_again(kit, stops)
+            raise
         info(f"snapshot of {target.label}: {d['tar']} (undo: make db-undo)")
     op.step("copy")
     ensure_volume(kit, target)

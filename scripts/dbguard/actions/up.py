@@ -39,8 +39,8 @@ def up(kit: Kit, allow_new_volume: bool) -> None:
         blocking = [pr for pr in problems if pr.blocking and not (
             allow_new_volume and pr.code == "PARALLEL_UNIVERSE")]
         if blocking:
-            details = [f"Volumes of {p.volume_key or p.store_label!r}:", *volume_table(volumes),
-                       ""]
+            details = [] if p.anonymous else [
+                f"Volumes of {p.volume_key or p.store_label!r}:", *volume_table(volumes), ""]
             for pr in blocking:
                 details += [f"{pr.code}: {pr.message}.", "Ways forward:",
                             *[f"  {f}" for f in pr.fix], ""]
