@@ -4,7 +4,7 @@
 # prefix on every target (DBGUARD_PREFIX := kit- gives kit-db-up, ...).
 # Make variables given on the command line become the scripts' flags: JSON=1 CHECK=1 YES=1
 # FORCE=1 ALLOW_NEW_VOLUME=1 UNDO=1 FROM=<volume or folder> FILE=<path> FORMAT=custom|plain
-# KEEP=<n> NAME=<snapshot> DROP=<snapshot> OLD_IMAGE=<image> DB=<database> OP=<n>, and on every
+# KEEP=<n> NAME=<snapshot> DROP=<snapshot> OLD_IMAGE=<image> DB=<database> OP=<n> OFF=1, and on every
 # target V=1 (show each docker command) and DRY_RUN=1 (show what would change, change nothing).
 
 # The kit's folder, from this file's own path; its Python environment, apart from the host's.
@@ -22,7 +22,7 @@ DBGUARD_RUN = @$(DBGUARD_PY) $(DBGUARD_DIR)/scripts
 # break is refused before anything runs. The scripts then refuse a value that is not what it
 # should be.
 DBGUARD_FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP \
-	NAME DROP OLD_IMAGE DB OP
+	NAME DROP OLD_IMAGE DB OP OFF
 unexport $(DBGUARD_FLAGS)
 define dbguard_newline
 
@@ -36,7 +36,7 @@ dbguard_arg = $(call dbguard_whole,$(1))$(if $(call dbguard_given,$(1)),$(2) \
 	'$(subst ','\'',$(value $(1)))')
 DBGUARD_COMMON = $(call dbguard_on,V,--verbose) $(call dbguard_on,DRY_RUN,--dry-run)
 DBGUARD_DB = $(call dbguard_arg,DB,--db)
-DBGUARD_TARGETS := db-up db-down db-info db-find db-migrate-volume db-dump db-restore db-backups \
+DBGUARD_TARGETS := db-up db-down db-info db-find db-protect db-migrate-volume db-dump db-restore db-backups \
 	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-history db-undo db-fixture \
 	db-seed db-shell db-logs
 
@@ -58,6 +58,9 @@ $(DBGUARD_PREFIX)db-info: dbguard-deps ## Show which volume is live, spot parall
 
 $(DBGUARD_PREFIX)db-find: dbguard-deps ## List every PostgreSQL cluster on the engine (anonymous, dangling, other projects') and how to bring it back (JSON=1)
 	$(DBGUARD_RUN)/db_find.py $(call dbguard_on,V,--verbose) $(call dbguard_on,JSON,--json)
+
+$(DBGUARD_PREFIX)db-protect: dbguard-deps ## Keep the volume from `down -v`, `volume rm` and the prunes with a keeper container (OFF=1 removes it)
+	$(DBGUARD_RUN)/db_protect.py $(DBGUARD_COMMON) $(call dbguard_on,OFF,--off)
 
 $(DBGUARD_PREFIX)db-migrate-volume: dbguard-deps ## Copy a cluster from another volume or folder into the active one (FROM= YES=1 FORCE=1 UNDO=1)
 	$(DBGUARD_RUN)/db_migrate_volume.py $(DBGUARD_COMMON) $(call dbguard_arg,FROM,--from) $(call dbguard_on,YES,--yes) $(call dbguard_on,FORCE,--force) $(call dbguard_on,UNDO,--undo)

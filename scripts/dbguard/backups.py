@@ -64,7 +64,11 @@ def backup_summary(settings: Settings, db: str) -> dict:
     """The newest regular dump of `db` (safety dumps are not what the user keeps)."""
     backups = [b for b in list_backups(settings) if b.db == db and not b.safety]
     newest = backups[0] if backups else None
+    verified = next((b for b in backups if b.checksum_ok()), None)
     return {"dir": str(settings.backup_dir), "count": len(backups), "database": db,
+            "newest_verified": None if verified is None else {
+                "file": str(verified.path), "taken": verified.taken.isoformat(),
+                "age_seconds": int(verified.age)},
             "max_age_days": settings.backup_max_age_days,
             "newest": None if newest is None else {
                 "file": str(newest.path), "taken": newest.taken.isoformat(),

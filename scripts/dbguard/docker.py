@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass
 from collections.abc import Sequence
 
-from .names import (LABEL_HELPER, LABEL_OWNER, LABEL_PROJECT, LABEL_SERVICE, LABEL_WORKDIR)
+from .names import (LABEL_HELPER, LABEL_KEEPER, LABEL_OWNER, LABEL_PROJECT, LABEL_SERVICE,
+                    LABEL_WORKDIR)
 from .runner import DAEMON_DOWN, Runner, daemon_failure
 
 
@@ -60,23 +61,26 @@ class Container:
     working_dir: str = ""
     helper: bool = False    # a throwaway container of the kit's (left over if it was killed)
     owner: str = ""         # the project a helper worked for
+    keeper: str = ""        # db-protect's keeper: the volume it protects ("": not a keeper)
 
 
 def list_containers(runner: Runner) -> list[Container]:
     fmt = "\t".join(["{{.ID}}", "{{.Names}}", "{{.State}}", "{{.Status}}", "{{.Ports}}",
                      f'{{{{.Label "{LABEL_PROJECT}"}}}}', f'{{{{.Label "{LABEL_SERVICE}"}}}}',
                      f'{{{{.Label "{LABEL_WORKDIR}"}}}}', f'{{{{.Label "{LABEL_HELPER}"}}}}',
-                     f'{{{{.Label "{LABEL_OWNER}"}}}}', "{{.Mounts}}"])
+                     f'{{{{.Label "{LABEL_OWNER}"}}}}', f'{{{{.Label "{LABEL_KEEPER}"}}}}',
+                     "{{.Mounts}}"])
     out = runner(["docker", "ps", "-a", "--no-trunc", "--format", fmt], reads=True)
     containers = []
     for line in out.stdout.decode().splitlines():
         parts = line.split("\t")
-        if len(parts) != 11:
+        if len(parts) != 12:
             continue
-        cid, name, state, status, ports, proj, svc, workdir, helper, owner, mounts = parts
+        cid, name, state, status, ports, proj, svc, workdir, helper, owner, keeper, mounts = \
+            parts
         containers.append(Container(cid, name, state, status, ports, proj, svc,
                                     [m for m in mounts.split(",") if m], workdir,
-                                    helper == "1", owner))
+                                    helper == "1", owner, keeper))
     return containers
 
 

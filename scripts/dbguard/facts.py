@@ -68,6 +68,7 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
             "ports": container.ports},
         "database": database,
         "backups": backups,
+        "protection": protection(p, active),
         "snapshots": snapshots,
         "problems": [pr.to_json() for pr in problems],
         "notes": notes,
@@ -83,3 +84,13 @@ def connection(kit: Kit) -> dict:
     where = kit.endpoint()
     return {"host": where[0] if where else None, "port": where[1] if where else None,
             "name": s.db_name, "user": s.db_user, "password": "********"}
+
+
+def protection(project, active: Volume) -> dict:
+    """Whether Docker's one-keystroke commands (`down -v`, `volume rm`, the prunes) can remove
+    the active volume: a keeper of db-protect refers to it, or it is a folder."""
+    if project.folder:
+        return {"kind": "folder", "protected": True, "keepers": []}
+    keepers = [c for c in active.keepers if c.state == "running"]
+    return {"kind": "volume", "protected": bool(keepers),
+            "keepers": [{"name": c.name, "state": c.state} for c in active.keepers]}

@@ -77,6 +77,7 @@ class Cluster:
     created: str | None = None
     labels: dict = field(default_factory=dict)
     users: list[Container] = field(default_factory=list)
+    keepers: list[Container] = field(default_factory=list)  # db-protect's
     active: bool = False
     group: int = 0                # clusters with the same system identifier share a number
     shown: str = ""
@@ -87,7 +88,7 @@ class Cluster:
 
     @property
     def dangling(self) -> bool:
-        return self.kind != "folder" and not self.users
+        return self.kind != "folder" and not self.users and not self.keepers
 
     @property
     def project(self) -> str | None:
@@ -118,6 +119,7 @@ class Cluster:
                 "kept_by_upgrade_of": self.labels.get(LABEL_UPGRADE_OF),
                 "used_by": [{"name": c.name, "state": c.state, "project": c.project or None}
                             for c in self.users],
+                "protected_by": [c.name for c in self.keepers],
                 "bring_back": self.bring_back}
 
 
@@ -199,7 +201,8 @@ def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
         kind = "folder" if folder else ("anonymous" if ANONYMOUS.match(name) else "named")
         clusters.append(Cluster(
             name=name, kind=kind, created=created.get(name), labels=labels.get(name, {}),
-            users=[c for c in users.get(name, []) if not c.helper],
+            users=[c for c in users.get(name, []) if not c.helper and not c.keeper],
+            keepers=[c for c in users.get(name, []) if c.keeper],
             active=name == project.volume,
             shown=store_label(name, True, here) if folder else "", **facts))
     groups: dict[str, int] = {}

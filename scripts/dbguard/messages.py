@@ -159,7 +159,8 @@ def volume_table(volumes: Sequence, indent: str = "  ") -> list[str]:
             data = f"tables: {human_size(v.user_bytes)}" if v.has_user_data else "no tables"
         else:
             data = "empty" if not v.entries else "no cluster"
-        used = ", ".join(f"{c.name} ({c.state})" for c in v.used_by) or "-"
+        used = ", ".join([f"{c.name} ({c.state})" for c in v.used_by if not c.keeper] +
+                         (["protected"] if v.keepers else [])) or "-"
         rows.append((v.label, local_time(v.created) if v.exists and v.created else
                      ("(missing)" if not v.exists else "-"),
                      human_size(v.size) if v.size is not None else "-",
@@ -177,6 +178,28 @@ def render_backup_summary(summary: dict) -> list[str]:
     return [f"  newest: {newest['file']} ({human_age(newest['age_seconds'])}, "
             f"{human_size(newest['size_bytes'])}, {newest['format']}, "
             f"{ok[newest['checksum_ok']]}); {summary['count']} in all"]
+
+
+def render_protection(protection: dict, backups: dict) -> list[str]:
+    if protection["kind"] == "folder":
+        lines = ["  a folder: no Docker command removes it (`git clean -fdx` may: see "
+                 "DATA_IN_WORK_TREE)"]
+    elif protection["protected"]:
+        lines = [f"  protected by {protection['keepers'][0]['name']} (running): `down -v`, "
+                 "`volume rm` and the prunes leave the volume (`make db-protect OFF=1` "
+                 "removes it)"]
+    else:
+        stopped = [k["name"] for k in protection["keepers"]]
+        lines = ["  NOT protected: `docker compose down -v` or `docker volume prune -a` removes "
+                 "the volume in one keystroke" + (f" (its keeper {stopped[0]} is stopped)"
+                                                  if stopped else "") +
+                 "; `make db-protect` guards it"]
+    verified = backups.get("newest_verified")
+    lines.append(f"  newest verified dump: {human_age(verified['age_seconds'])} "
+                 f"({verified['file']})" if verified else
+                 "  newest verified dump: none (`make db-dump`): a dump is the only copy that "
+                 "outlives the volume")
+    return lines
 
 
 def info_report(facts: dict, volumes: Sequence) -> str:
@@ -226,6 +249,8 @@ def info_report(facts: dict, volumes: Sequence) -> str:
     else:
         out.append(f"  not reachable: {db['error']}")
     out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]
+    out += ["", "=== Protection ===", *render_protection(facts["protection"],
+                                                       facts["backups"])]
     if facts["snapshots"]:
         out += ["", "=== Snapshots (in the server; `make db-rollback NAME=...`) ==="]
         out += table([["NAME", "TAKEN", "SIZE"]] + [
@@ -280,6 +305,7 @@ def find_report(clusters: Sequence, project: str, active_label: str, engine_volu
     for c in clusters:
         kind = c.kind + (", dangling: no container refers to it" if c.dangling else "")
         tags = [kind] + (["ACTIVE"] if c.active else []) + \
+            ([f"protected by {c.keepers[0].name}"] if c.keepers else []) + \
             (["an UNFINISHED copy"] if c.incomplete else [])
         if c.labels.get("dbguard.upgrade-of"):
             tags.append(f"the old cluster kept by db-upgrade of {c.labels['dbguard.upgrade-of']}")

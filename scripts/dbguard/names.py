@@ -102,6 +102,7 @@ def is_kit_snapshot_name(name: str) -> bool:
 INCOMPLETE_MARKER = ".dbguard-incomplete"   # in a volume or folder while its copy is unfinished
 LABEL_HELPER = "dbguard.helper"             # every throwaway container of the kit
 LABEL_OWNER = "dbguard.project"             # the Compose project a helper works for
+LABEL_KEEPER = "dbguard.keeper"             # on a keeper container: the volume it protects
 LABEL_UPGRADE_OF = "dbguard.upgrade-of"     # on the volume that keeps an upgraded old cluster
 LABEL_UPGRADE_MAJOR = "dbguard.pg-major"
 # Docker Compose's own labels.
@@ -110,6 +111,15 @@ LABEL_VOLUME = "com.docker.compose.volume"
 LABEL_VERSION = "com.docker.compose.version"
 LABEL_SERVICE = "com.docker.compose.service"
 LABEL_WORKDIR = "com.docker.compose.project.working_dir"
+
+
+def keeper_name(project: str, volume: str) -> str:
+    """The keeper container of a volume (db-protect): the project's name (cut) and a digest of
+    the volume's name, which may be 64 hex digits or longer than a container name allows."""
+    import hashlib
+
+    digest = hashlib.sha256(volume.encode()).hexdigest()[:10]
+    return f"dbguard-keeper-{re.sub(r'[^a-zA-Z0-9_.-]', '', project)[:40]}-{digest}"
 
 
 def kept_cluster_volume(volume: str, major: int, stamp: str) -> str:

@@ -98,8 +98,13 @@ class Volume:
 
     @property
     def users(self) -> list[Container]:
-        """The containers that use it, not counting the kit's own leftover helpers."""
-        return [c for c in self.used_by if not c.helper]
+        """The containers that use it, not counting the kit's own: leftover helpers, and the
+        keeper of db-protect (which never blocks the kit)."""
+        return [c for c in self.used_by if not c.helper and not c.keeper]
+
+    @property
+    def keepers(self) -> list[Container]:
+        return [c for c in self.used_by if c.keeper]
 
     @property
     def project_label(self) -> str | None:
@@ -122,7 +127,8 @@ class Volume:
                 "user_relation_files": self.user_files,
                 "incomplete_copy": self.incomplete, "other_project_dir": self.elsewhere,
                 "used_by": [{"name": c.name, "state": c.state, "project": c.project or None}
-                            for c in self.used_by]}
+                            for c in self.used_by if not c.keeper],
+                "protected_by": [{"name": c.name, "state": c.state} for c in self.keepers]}
 
 
 def candidate_reasons(name: str, labels: dict, project: Project) -> list[str]:

@@ -112,9 +112,9 @@ def compose_args(kit: Kit, *rest: str) -> list[str]:
 
 def ps_line(cid: str, name: str, state: str = "running", project: str = "sumplatform",
             service: str = "db", mounts: str = "sumplatform_sum_db_data", helper: str = "",
-            owner: str = "", workdir: str = "") -> str:
+            owner: str = "", workdir: str = "", keeper: str = "") -> str:
     return "\t".join([cid, name, state, state.capitalize(), "", project, service, workdir,
-                      helper, owner, mounts])
+                      helper, owner, keeper, mounts])
 
 
 class World(RecordingRunner):

@@ -25,6 +25,7 @@ from ..journal import Operation
 from ..kit import Kit
 from ..layout import layout_problem
 from ..messages import human_size, info, plural, success, timing, warning
+from ..protect import protect
 from ..service import (RUNNING_STATES, name_holder, remove_leftover_helpers, start_service,
                        stop_containers)
 from ..snapshots import snapshot_path, snapshot_volume
@@ -189,6 +190,10 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
     with timing("sync"):
         unmark(kit, target)
     success(f"{target.label} now holds a verified copy of {source.label}")
+    if not target.folder and (source.keepers or target.keepers):
+        protect(kit.runner, kit.project.name, target.name, kit.image)
+        info(f"{target.label} is protected (db-protect), as "
+             f"{'its source was' if source.keepers else 'it was'}")
     op.step("start")
     with timing("start"):
         start_service(kit, free_name=True)

@@ -23,6 +23,7 @@ from ..manifests import (MANIFEST_SCRIPT, Manifest, ManifestJob, manifest_differ
                          manifest_of, verify_snapshot_restore)
 from ..messages import Progress, timing, warning
 from ..names import LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME
+from ..protect import protect, unprotect
 from ..runner import command_failure, kill_tree
 from ..streams import drain
 from ..volumes import Volume
@@ -97,7 +98,12 @@ def ensure_volume(kit: Kit, volume: Volume) -> None:
             return
         if volume.users:
             kit.runner(["docker", "rm", *[c.id for c in volume.users]])
+        kept = unprotect(kit.runner, volume.name, volume.used_by)
         kit.runner(["docker", "volume", "rm", volume.name])
+        kit.runner(["docker", "volume", "create", *labels, volume.name])
+        if kept:  # the protection goes with the volume's name
+            protect(kit.runner, p.name, volume.name, kit.image)
+        return
     kit.runner(["docker", "volume", "create", *labels, volume.name])
 
 
@@ -202,5 +208,7 @@ def unmark(kit: Kit, target: Volume) -> None:
 
 def remove_volume(kit: Kit, target: Volume) -> bool:
     """Removes a volume the kit itself created (Docker refuses while a container, even a
-    stopped one, refers to it); True if it is gone."""
+    stopped one, refers to it; a keeper of db-protect is taken down first); True if it is
+    gone."""
+    unprotect(kit.runner, target.name)
     return kit.runner(["docker", "volume", "rm", target.name], check=False).returncode == 0
