@@ -37,7 +37,7 @@ dbguard_arg = $(call dbguard_whole,$(1))$(if $(call dbguard_given,$(1)),$(2) \
 DBGUARD_COMMON = $(call dbguard_on,V,--verbose) $(call dbguard_on,DRY_RUN,--dry-run)
 DBGUARD_DB = $(call dbguard_arg,DB,--db)
 DBGUARD_TARGETS := db-up db-down db-info db-find db-protect db-migrate-volume db-dump db-restore db-backups \
-	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-history db-undo db-fixture \
+	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-history db-undo db-reindex db-fixture \
 	db-seed db-shell db-logs
 
 .PHONY: dbguard-help dbguard-deps $(addprefix $(DBGUARD_PREFIX),$(DBGUARD_TARGETS))
@@ -94,6 +94,9 @@ $(DBGUARD_PREFIX)db-history: dbguard-deps ## List what the data-changing command
 
 $(DBGUARD_PREFIX)db-undo: dbguard-deps ## Reverse the last data-changing operation from the copy it kept (OP=n YES=1 FORCE=1)
 	$(DBGUARD_RUN)/db_undo.py $(DBGUARD_COMMON) $(call dbguard_arg,OP,--op) $(call dbguard_on,YES,--yes) $(call dbguard_on,FORCE,--force)
+
+$(DBGUARD_PREFIX)db-reindex: dbguard-deps ## After a collation change: snapshot, check and rebuild the dependent indexes, then record the new version (YES=1 DB=)
+	$(DBGUARD_RUN)/db_reindex.py $(DBGUARD_COMMON) $(call dbguard_on,YES,--yes) $(DBGUARD_DB)
 
 $(DBGUARD_PREFIX)db-fixture: dbguard-deps ## Export the database to the development fixture (plain SQL meant for git; DB=)
 	$(DBGUARD_RUN)/db_fixture.py $(DBGUARD_COMMON) $(DBGUARD_DB)

@@ -16,6 +16,7 @@ Problems it names, each with a stable code and the commands that fix it:
   UPGRADE_INCOMPLETE       an unfinished db-upgrade: db-upgrade finishes it, db-undo reverses it
   INTERRUPTED_OPERATION    another command the journal records as unfinished, named exactly
   PROJECT_NAME_NOT_LOCKED  the project name comes from the directory name
+  COLLATION_DRIFT          a database's collation version changed under it (glibc, ICU)
   BACKUP_STALE             the newest dump is older than DBGUARD_BACKUP_MAX_AGE_DAYS
   DATABASE_CLOSED          the database refuses connections, and no dbguard command closed it
   STRANDED_CLUSTERS        the active volume is empty; clusters of its major wait elsewhere

@@ -118,6 +118,49 @@ class ServerTrials:
                             prepare=restored_over_a_change)
         self.drop_kit_databases(main)
         self.run(row, main, "db_restore", "--file", str(dump), "--yes", check=True)
+        self.reindex_trials(main)
+
+    def reindex_trials(self, main: Kit) -> None:
+        """db-reindex on an ICU database whose recorded collation version was rewritten (the
+        honest way to make a drift: see tests/integration/test_collation.py). Besides the
+        rows, what must hold after any interruption: the new version is never recorded while
+        the index that cannot be checked (a hash index) has not been rebuilt."""
+        main.sql("DROP DATABASE IF EXISTS icu_db", "postgres")
+        main.sql("CREATE DATABASE icu_db TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE "
+                 "'en-US' LOCALE 'C.UTF-8'", "postgres")
+        main.sql("CREATE TABLE words AS SELECT g AS id, md5(g::text) AS w "
+                 "FROM generate_series(1, 200000) g", "icu_db")
+        main.sql("CREATE INDEX words_w_idx ON words (w)", "icu_db")
+        main.sql("CREATE INDEX words_w_hash ON words USING hash (w)", "icu_db")
+        state: dict = {}
+
+        def hash_file() -> int:
+            return main.sql("SELECT relfilenode::bigint FROM pg_class WHERE relname = "
+                            "'words_w_hash'", "icu_db")[0][0]
+
+        def drifted() -> None:
+            for (name,) in main.sql("SELECT datname FROM pg_database WHERE datname LIKE "
+                                    "'icu\\_db\\_dbguard\\_%'", "postgres"):
+                main.sql(f'DROP DATABASE "{name}" WITH (FORCE)', "postgres")
+            main.sql("UPDATE pg_database SET datcollversion = '1.0' WHERE datname = 'icu_db'",
+                     "postgres")
+            state.update(rows=self.fingerprint(main, "icu_db"), hash=hash_file())
+
+        def verify(row, before) -> None:
+            if self.fingerprint(main, "icu_db") != state["rows"]:
+                row.rows_lost += max(1, self.rows_of(state["rows"]))
+            recorded = main.sql("SELECT datcollversion = pg_database_collation_actual_version("
+                                "oid) FROM pg_database WHERE datname = 'icu_db'", "postgres")
+            if recorded == [(True,)] and hash_file() == state["hash"]:
+                row.corrupt_trusted += 1  # a fresh version over an index not rebuilt
+
+        for sig in (signal.SIGKILL, signal.SIGINT):
+            self.kill_trial("db-reindex", main, "db_reindex", ["--db", "icu_db", "--yes"], sig,
+                            verify, prepare=drifted, prepare_again=False)
+        main.sql("DROP DATABASE icu_db WITH (FORCE)", "postgres")
+        for (name,) in main.sql("SELECT datname FROM pg_database WHERE datname LIKE "
+                                "'icu\\_db\\_dbguard\\_%'", "postgres"):
+            main.sql(f'DROP DATABASE "{name}" WITH (FORCE)', "postgres")
 
     # --- db-upgrade and its undo -------------------------------------------------------------
 

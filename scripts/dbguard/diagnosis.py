@@ -262,3 +262,21 @@ def stranded_problems(active: Volume, elsewhere: list, major: int | None) -> lis
         ["make db-find   (lists them with sizes, last writes and who uses them)",
          f"make db-migrate-volume FROM={newest.name if newest.kind != 'folder' else newest.label}"
          "   (copies the most recently written one in, with a question first)"])]
+
+
+def collation_problems(drifts: list) -> list[Problem]:
+    """Databases whose collation changed under them (collation.Drift), each with the indexes
+    that may now be in the wrong order."""
+    problems = []
+    for d in drifts:
+        shown = ", ".join(i["name"] for i in d.indexes[:5]) + \
+            (f" and {len(d.indexes) - 5} more" if len(d.indexes) > 5 else "")
+        problems.append(Problem(
+            "COLLATION_DRIFT",
+            f"database {d.db!r}: {d.describe()}; text may sort differently now, and "
+            + (f"{len(d.indexes)} index(es) built under the old order may be wrong: {shown}"
+               if d.indexes else "no index depends on it"),
+            [f"make db-reindex DB={d.db}   (snapshot, check, rebuild, then record the new "
+             "version)",
+             "or go back to the image the database was made under"]))
+    return problems

@@ -10,7 +10,9 @@ from pathlib import Path
 from .backups import backup_summary
 from .catalog import summary
 from .db_snapshots import list_snapshots
-from .diagnosis import backup_problems, database_findings, diagnose, stranded_problems
+from .collation import drifted
+from .diagnosis import (backup_problems, collation_problems, database_findings, diagnose,
+                        stranded_problems)
 from .errors import Failure
 from .find import stranded
 from .gitinfo import cleaned_by_git
@@ -38,12 +40,14 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     database = summary(kit.server(container), kit.db) \
         if container and container.state == "running" else {
             "reachable": False, "error": "the service is not running"}
-    snapshots = []
+    snapshots, drifts = [], []
     if database.get("reachable"):
         try:
             snapshots = [sn.to_json() for sn in list_snapshots(kit.server(container), kit.db)]
+            drifts = drifted(kit.server(container), kit.db)
         except Failure:
             pass
+    problems += collation_problems(drifts)
     found, remarks = database_findings(kit.db, database, unsettled)
     problems, notes = problems + found, notes + remarks
     if running:
@@ -70,6 +74,7 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
         "backups": backups,
         "protection": protection(p, active),
         "snapshots": snapshots,
+        "collation_drift": [d.to_json() for d in drifts],
         "problems": [pr.to_json() for pr in problems],
         "notes": notes,
         "journal": {"open": [e.to_json() for e in unsettled],

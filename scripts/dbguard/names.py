@@ -59,6 +59,7 @@ COMMENT_RE = re.compile(r"^dbguard snapshot of (?P<db>.*) taken (?P<at>\S+)", re
 # What a restore or seed keeps of the database it replaced, until the next one of its kind.
 KEPT_BY = {"restore": "before_restore", "seed": "before_seed"}
 REPLACED_PREFIX = "replaced_"     # what a rollback or an undo kept of what it replaced
+REINDEX_PREFIX = "reindex_"       # what db-reindex kept of the database before it
 
 
 def _cut(db: str, length: int) -> str:
@@ -94,7 +95,7 @@ def maintenance_database(db: str) -> str:
 
 def is_kit_snapshot_name(name: str) -> bool:
     """Names the kit's own commands give and replace; db-snapshot refuses them."""
-    return name in KEPT_BY.values() or name.startswith(REPLACED_PREFIX)
+    return name in KEPT_BY.values() or name.startswith((REPLACED_PREFIX, REINDEX_PREFIX))
 
 
 # --- volumes, containers and labels ---------------------------------------------------------

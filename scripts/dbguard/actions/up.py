@@ -11,7 +11,8 @@ db-down    `compose stop` of the database service; never removes a volume
 """
 from __future__ import annotations
 
-from ..diagnosis import diagnose
+from ..collation import drifted
+from ..diagnosis import collation_problems, diagnose
 from ..docker import inspect_image
 from ..errors import Failure, Refusal
 from ..kit import Kit, kit_lock
@@ -59,6 +60,11 @@ def up(kit: Kit, allow_new_volume: bool) -> None:
             info(f"creating the new {active.kind} {active.label}{others}")
         start_service(kit)
         recovery.settle_all(kit, by="db-up")  # a change inside the server needs it running
+        try:
+            for problem in collation_problems(drifted(kit.server(), kit.db)):
+                warning(f"{problem.code}: {problem.message}; fix: {problem.fix[0]}")
+        except Failure as exc:
+            warning(f"could not compare collation versions ({exc.message})")
         where = kit.endpoint()
         at = f" on {where[0]}:{where[1]}" if where else " (no port published: the kit works " \
             "inside the container)"

@@ -44,15 +44,31 @@ def create_scratch(server: Server, db: str) -> str:
     """An empty database for a load, with the live database's encoding and locale (template0),
     after dropping one a killed run of ours left."""
     scratch = scratch_database(db)
+    # The locale provider (15+) and its locale come through to_jsonb: their columns are named
+    # differently from one major to the next (daticulocale up to 16, datlocale from 17).
     server.run(f"""-- scratch
 DROP DATABASE IF EXISTS :"scratch"{force(server)};
 SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') AS found,
        (SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = :'db') AS enc,
        (SELECT datcollate FROM pg_database WHERE datname = :'db') AS coll,
-       (SELECT datctype FROM pg_database WHERE datname = :'db') AS ctype \\gset
+       (SELECT datctype FROM pg_database WHERE datname = :'db') AS ctype,
+       (SELECT coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'i' FROM pg_database d
+         WHERE datname = :'db') AS icu,
+       (SELECT coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'b' FROM pg_database d
+         WHERE datname = :'db') AS builtin,
+       (SELECT coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale', '')
+          FROM pg_database d WHERE datname = :'db') AS loc \\gset
 \\if :found
+\\if :icu
+CREATE DATABASE :"scratch" TEMPLATE template0 ENCODING :'enc' LC_COLLATE :'coll'
+  LC_CTYPE :'ctype' LOCALE_PROVIDER icu ICU_LOCALE :'loc';
+\\elif :builtin
+CREATE DATABASE :"scratch" TEMPLATE template0 ENCODING :'enc' LC_COLLATE :'coll'
+  LC_CTYPE :'ctype' LOCALE_PROVIDER builtin BUILTIN_LOCALE :'loc';
+\\else
 CREATE DATABASE :"scratch" TEMPLATE template0 ENCODING :'enc' LC_COLLATE :'coll'
   LC_CTYPE :'ctype';
+\\endif
 \\else
 CREATE DATABASE :"scratch" TEMPLATE template0;
 \\endif
@@ -111,13 +127,27 @@ def copy_database(server: Server, db: str, copy: str, comment: str | None,
     default writes the whole database to the WAL as well). PostgreSQL copies a database only
     while nobody else is connected to it: with `close`, other sessions are ended and new ones
     refused for the moment the copy takes, and the database is opened again right after."""
-    strategy = " STRATEGY FILE_COPY" if server_major(server) >= 15 else ""
+    # A copy keeps the collation version its source records (15+): the server refuses a
+    # template whose recorded version is not the library's ("collation version mismatch")
+    # unless the version is given, and a snapshot of a drifted database must stay as drifted
+    # as it (db-reindex takes one before it rebuilds anything).
+    major = server_major(server)
+    strategy = " STRATEGY FILE_COPY" if major >= 15 else ""
     opening = f"""ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS false;
 {END_SESSIONS}""" if close else ""
     closing = 'ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS true;' if close else ""
+    create = f"""CREATE DATABASE :"copy" TEMPLATE :"db"{strategy};"""
+    if major >= 15:
+        create = f"""SELECT coalesce(datcollversion, '') AS collversion,
+       datcollversion IS NOT NULL AS versioned FROM pg_database WHERE datname = :'db' \\gset
+\\if :versioned
+CREATE DATABASE :"copy" TEMPLATE :"db"{strategy} COLLATION_VERSION :'collversion';
+\\else
+{create}
+\\endif"""
     server.run(f"""-- copy
 {opening}
-CREATE DATABASE :"copy" TEMPLATE :"db"{strategy};
+{create}
 {closing}
 {COMMENT_COPY if comment is not None else ""}
 """, server.maintenance(db), db=db, copy=copy, **({"comment": comment} if comment else {}))
