@@ -4,7 +4,8 @@
 # prefix on every target (DBGUARD_PREFIX := kit- gives kit-db-up, ...).
 # Make variables given on the command line become the scripts' flags: JSON=1 CHECK=1 YES=1
 # FORCE=1 ALLOW_NEW_VOLUME=1 UNDO=1 FROM=<volume or folder> FILE=<path> FORMAT=custom|plain
-# KEEP=<n> NAME=<snapshot> DROP=<snapshot> OLD_IMAGE=<image> DB=<database> OP=<n> OFF=1, and on every
+# KEEP=<n> NAME=<snapshot> DROP=<snapshot> OLD_IMAGE=<image> DB=<database> OP=<n> OFF=1
+# REFRESH=1 PRUNE=1 SEED=1, and on every
 # target V=1 (show each docker command) and DRY_RUN=1 (show what would change, change nothing).
 
 # The kit's folder, from this file's own path; its Python environment, apart from the host's.
@@ -22,7 +23,7 @@ DBGUARD_RUN = @$(DBGUARD_PY) $(DBGUARD_DIR)/scripts
 # break is refused before anything runs. The scripts then refuse a value that is not what it
 # should be.
 DBGUARD_FLAGS := V DRY_RUN JSON CHECK YES FORCE ALLOW_NEW_VOLUME UNDO FROM FILE FORMAT KEEP \
-	NAME DROP OLD_IMAGE DB OP OFF
+	NAME DROP OLD_IMAGE DB OP OFF REFRESH PRUNE SEED
 unexport $(DBGUARD_FLAGS)
 define dbguard_newline
 
@@ -37,7 +38,7 @@ dbguard_arg = $(call dbguard_whole,$(1))$(if $(call dbguard_given,$(1)),$(2) \
 DBGUARD_COMMON = $(call dbguard_on,V,--verbose) $(call dbguard_on,DRY_RUN,--dry-run)
 DBGUARD_DB = $(call dbguard_arg,DB,--db)
 DBGUARD_TARGETS := db-up db-down db-info db-find db-protect db-migrate-volume db-dump db-restore db-backups \
-	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-history db-undo db-reindex db-fixture \
+	db-prune db-snapshot db-snapshots db-rollback db-upgrade db-history db-undo db-reindex db-clone db-clones db-fixture \
 	db-seed db-shell db-logs
 
 .PHONY: dbguard-help dbguard-deps $(addprefix $(DBGUARD_PREFIX),$(DBGUARD_TARGETS))
@@ -47,8 +48,8 @@ dbguard-help: ## Show dbguard's database targets
 		{sub(/^\$$\(DBGUARD_PREFIX\)/, "", $$1); printf "  %-20s %s\n", p $$1, $$2}' \
 		$(DBGUARD_DIR)/dbguard.mk
 
-$(DBGUARD_PREFIX)db-up: dbguard-deps ## Start the database, after checking its volume is the right one (ALLOW_NEW_VOLUME=1)
-	$(DBGUARD_RUN)/db_up.py $(DBGUARD_COMMON) $(call dbguard_on,ALLOW_NEW_VOLUME,--allow-new-volume)
+$(DBGUARD_PREFIX)db-up: dbguard-deps ## Start the database, after checking its volume is the right one (ALLOW_NEW_VOLUME=1 SEED=1)
+	$(DBGUARD_RUN)/db_up.py $(DBGUARD_COMMON) $(call dbguard_on,ALLOW_NEW_VOLUME,--allow-new-volume) $(call dbguard_on,SEED,--seed) $(call dbguard_on,YES,--yes)
 
 $(DBGUARD_PREFIX)db-down: dbguard-deps ## Stop the database (volumes are never removed)
 	$(DBGUARD_RUN)/db_down.py $(DBGUARD_COMMON)
@@ -97,6 +98,12 @@ $(DBGUARD_PREFIX)db-undo: dbguard-deps ## Reverse the last data-changing operati
 
 $(DBGUARD_PREFIX)db-reindex: dbguard-deps ## After a collation change: snapshot, check and rebuild the dependent indexes, then record the new version (YES=1 DB=)
 	$(DBGUARD_RUN)/db_reindex.py $(DBGUARD_COMMON) $(call dbguard_on,YES,--yes) $(DBGUARD_DB)
+
+$(DBGUARD_PREFIX)db-clone: dbguard-deps ## Give this git worktree its own database in the shared server, and point its .env at it (NAME= REFRESH=1 YES=1)
+	$(DBGUARD_RUN)/db_clone.py $(DBGUARD_COMMON) $(call dbguard_arg,NAME,--name) $(call dbguard_on,REFRESH,--refresh) $(call dbguard_on,YES,--yes)
+
+$(DBGUARD_PREFIX)db-clones: dbguard-deps ## List the worktrees' databases and what removed checkouts left (JSON=1 PRUNE=1 YES=1)
+	$(DBGUARD_RUN)/db_clones.py $(DBGUARD_COMMON) $(call dbguard_on,JSON,--json) $(call dbguard_on,PRUNE,--prune) $(call dbguard_on,YES,--yes)
 
 $(DBGUARD_PREFIX)db-fixture: dbguard-deps ## Export the database to the development fixture (plain SQL meant for git; DB=)
 	$(DBGUARD_RUN)/db_fixture.py $(DBGUARD_COMMON) $(DBGUARD_DB)

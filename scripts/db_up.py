@@ -31,15 +31,23 @@ from dbguard.cli import entrypoint, parser
 from dbguard.errors import EXIT_OK
 from dbguard.kit import open_kit
 from dbguard.messages import info
+from dbguard.checkouts import env_from_main_checkout
 from dbguard.settings import init_env_file, needs_env_file
 
 
 @entrypoint
 def main(argv: list[str] | None = None) -> int:
-    ap = parser(__doc__)
+    ap = parser(__doc__, yes=True)
     ap.add_argument("--allow-new-volume", action="store_true",
                     help="start on a new, empty volume even though another volume holds data")
+    ap.add_argument("--seed", action="store_true",
+                    help="in a checkout with a Compose project of its own: copy the volume of "
+                         "the checkout it came from into its new, empty one first")
     args = ap.parse_args(argv)
+    copied = env_from_main_checkout(dry_run=args.dry_run)
+    if copied:
+        info(f"created .env from the main checkout's ({copied}): the same Compose project, so "
+             "the same server; `make db-clone` gives this worktree a database of its own")
     if args.dry_run and needs_env_file():
         info("dry run: would create .env from .env.example, then check and start; nothing "
              "was changed")
@@ -48,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if locked:
         info(f"created .env from .env.example with COMPOSE_PROJECT_NAME={locked}, the name "
              "Compose uses for this folder (review it: it also holds the database password)")
-    up(open_kit(args, command="db-up"), args.allow_new_volume)
+    up(open_kit(args, command="db-up"), args.allow_new_volume, seed=args.seed, yes=args.yes)
     return EXIT_OK
 
 

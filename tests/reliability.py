@@ -186,7 +186,7 @@ class Suite(ServerTrials):
         try:
             dbs = dict(kit.sql("SELECT datname, datallowconn FROM pg_database", "postgres"))
             found["scratch or trash database"] = sum(
-                1 for name in dbs if name.startswith("sum_db_dbguard_"))
+                1 for name in dbs if name.endswith(("_dbguard_new", "_dbguard_trash")))
             found["closed database"] = sum(1 for allowed in dbs.values()
                                            if allowed is False) - 1  # template0
         except Exception:
@@ -214,7 +214,7 @@ class Suite(ServerTrials):
 
     def kill_trial(self, name: str, kit: Kit, script: str, args, sig: int,
                    verify, prepare=None, kills: int | None = None, command: str = "",
-                   prepare_again: bool = True) -> None:
+                   prepare_again: bool = True) -> bool:
         """Runs `script` once unbroken to learn its length, then `kills` times (default
         `self.kills`) broken by `sig` at times spread over that length, each followed by what a
         user types next (db-up), the checks, and the next, unbroken run of the same command.
@@ -224,7 +224,7 @@ class Suite(ServerTrials):
         interrupted upgrade or undo)."""
         label = "SIGKILL" if sig == signal.SIGKILL else "SIGINT"
         if self.only and self.only not in f"{label} during {name}":
-            return
+            return False
         row = Row(f"{label} during {name}", "data as before or as asked; next run completes")
         self.current = row
         kills = min(kills or self.kills, self.kills)
@@ -264,6 +264,7 @@ class Suite(ServerTrials):
                 row.saw(f"next run exit {again.returncode}: {again.stderr.splitlines()[-1:]}")
             row.leftovers += self.leftovers(kit, row)
         self.rows.append(row)
+        return True
 
     def unchanged(self, kit: Kit):
         def verify(row: Row, before: dict) -> None:
@@ -359,13 +360,14 @@ class Suite(ServerTrials):
                 if "unreachable" not in after and after not in (before, wanted):
                     row.rows_lost += max(1, self.rows_of(wanted) - self.rows_of(after))
 
-            self.kill_trial("db-migrate-volume", target, "db_migrate_volume",
-                            ["--from", volume, "--yes"], sig, verify)
+            if not self.kill_trial("db-migrate-volume", target, "db_migrate_volume",
+                                   ["--from", volume, "--yes"], sig, verify):
+                continue
             final = self.fingerprint(target)
             if final != wanted:
                 self.rows[-1].rows_lost += max(1, self.rows_of(wanted) - self.rows_of(final))
         source_after = docker("volume", "inspect", volume, check=False).returncode
-        if source_after != 0:
+        if source_after != 0 and self.rows:
             self.rows[-1].rows_lost += self.rows_of(wanted)
 
     def full_disk(self, kit: Kit) -> None:

@@ -4,7 +4,9 @@ kill trial makes after the kill: which cause db-info names, and whether a databa
 closed or a server runs on a half-made volume. Mixed into tests/reliability.py's Suite."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,12 +121,15 @@ class ServerTrials:
         self.drop_kit_databases(main)
         self.run(row, main, "db_restore", "--file", str(dump), "--yes", check=True)
         self.reindex_trials(main)
+        self.clone_trials(main)
 
     def reindex_trials(self, main: Kit) -> None:
         """db-reindex on an ICU database whose recorded collation version was rewritten (the
         honest way to make a drift: see tests/integration/test_collation.py). Besides the
         rows, what must hold after any interruption: the new version is never recorded while
         the index that cannot be checked (a hash index) has not been rebuilt."""
+        if self.only and "reindex" not in self.only:
+            return
         main.sql("DROP DATABASE IF EXISTS icu_db", "postgres")
         main.sql("CREATE DATABASE icu_db TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE "
                  "'en-US' LOCALE 'C.UTF-8'", "postgres")
@@ -162,9 +167,67 @@ class ServerTrials:
                                 "'icu\\_db\\_dbguard\\_%'", "postgres"):
             main.sql(f'DROP DATABASE "{name}" WITH (FORCE)', "postgres")
 
+    def clone_trials(self, main: Kit) -> None:
+        """db-clone in a git worktree that shares the main checkout's server (each run takes
+        the idle copy anew, so a kill can land while the main database is closed for it), and
+        db-clones PRUNE of clones whose worktree is gone. The main database must be as it was,
+        a clone either absent or equal to it, and the next run must finish."""
+        if self.only and "clone" not in self.only:
+            return
+        git = ["git", "-c", "user.email=r@example.test", "-c", "user.name=r"]
+        (main.root / ".gitignore").write_text(".env\nbackups/\n.venv/\n__pycache__/\n")
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "x"],
+                     ["worktree", "add", "-q", "-b", "rel", str(main.root.parent / "rel")]):
+            subprocess.run(git + args, cwd=main.root, check=True, capture_output=True)
+        tree = dataclasses.replace(main, root=main.root.parent / "rel")
+        env = (main.root / ".env").read_text()
+        main_rows = self.fingerprint(main)
+
+        def fresh() -> None:
+            (tree.root / ".env").write_text(env)
+            main.sql("DROP DATABASE IF EXISTS sum_db_rel WITH (FORCE)", "postgres")
+            main.sql("DROP DATABASE IF EXISTS sum_db_rel_dbguard_new WITH (FORCE)", "postgres")
+            main.sql("DROP DATABASE IF EXISTS sum_db_dbguard_snap_clone_source WITH (FORCE)",
+                     "postgres")
+
+        def cloned(row, before) -> None:
+            if self.fingerprint(main) != main_rows:
+                row.rows_lost += max(1, self.rows_of(main_rows))
+            exists = main.sql("SELECT count(*) FROM pg_database WHERE datname = 'sum_db_rel'",
+                              "postgres")[0][0]
+            if exists and self.fingerprint(main, "sum_db_rel") != main_rows:
+                row.corrupt_trusted += 1  # a clone that is not its source, kept as one
+
+        def gone_clones() -> None:
+            for n in (1, 2):
+                name = f"sum_db_gone{n}"
+                main.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", "postgres")
+                main.sql(f"CREATE DATABASE {name} TEMPLATE sum_db", "postgres")
+                main.sql(f"COMMENT ON DATABASE {name} IS 'dbguard clone of sum_db for "
+                         f"{self.work}/removed{n} (branch b{n}), made 2026-01-01T00:00:00+00:00'",
+                         "postgres")
+
+        def pruned(row, before) -> None:
+            if self.fingerprint(main) != main_rows:
+                row.rows_lost += max(1, self.rows_of(main_rows))
+
+        for sig in (signal.SIGKILL, signal.SIGINT):
+            self.kill_trial("db-clone", tree, "db_clone", ["--yes"], sig, cloned,
+                            prepare=fresh, prepare_again=False)
+            self.kill_trial("db-clones PRUNE", main, "db_clones", ["--prune", "--yes"], sig,
+                            pruned, prepare=gone_clones, prepare_again=False,
+                            command="db-clones")
+        fresh()
+        subprocess.run(git + ["worktree", "remove", "--force", str(tree.root)], cwd=main.root,
+                       capture_output=True)
+        shutil.rmtree(main.root / ".git", ignore_errors=True)
+        (main.root / ".gitignore").unlink(missing_ok=True)
+
     # --- db-upgrade and its undo -------------------------------------------------------------
 
     def upgrade_trials(self) -> None:
+        if self.only and "upgrade" not in self.only:
+            return
         old, new = self.image, build_test_image(17)
         up = self.kit("up", DB_IMAGE=old)
         up.up("--allow-new-volume")

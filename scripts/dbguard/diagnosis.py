@@ -25,15 +25,24 @@ def old_project_of(volume: Volume, project: Project) -> str | None:
 
 def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
              allow_new_volume_hint: bool = True, unsettled: list[Entry] = (),
-             cleaned_by: str | None = None) -> tuple[list[Problem], list[str]]:
+             cleaned_by: str | None = None, checkouts: dict[str, str] | None = None
+             ) -> tuple[list[Problem], list[str]]:
     """The verdict: problems (each with a stable code and the commands that fix it) and notes.
-    Pure: it reads only what the inspection found."""
+    Pure: it reads only what the inspection found. `checkouts`: the other checkouts of the
+    project's repository (folder: the Compose project it resolves to); a volume whose container
+    ran from one of them is this repository's data, not a neighbour's."""
     problems: list[Problem] = []
     notes: list[str] = []
+    checkouts = checkouts or {}
     active = next(v for v in volumes if v.active)
-    others = [v for v in volumes if not v.active and not v.elsewhere]
+    by_project = {name: path for path, name in checkouts.items() if name != project.name}
+    ours = {v.name: v.elsewhere for v in volumes if v.elsewhere and
+            os.path.realpath(v.elsewhere) in checkouts}
+    ours.update({v.name: by_project[v.project_label] for v in volumes if not v.active
+                 and v.project_label in by_project and v.name not in ours})
+    others = [v for v in volumes if not v.active and (not v.elsewhere or v.name in ours)]
     for v in volumes:
-        if v.elsewhere and not v.active:
+        if v.elsewhere and not v.active and v.name not in ours:
             notes.append(f"{v.name} belongs to the project in {v.elsewhere} (a container of it "
                          "ran from there), so it is left out of the comparison")
     inspected = all(v.size is not None for v in volumes if v.exists)
@@ -105,7 +114,8 @@ def diagnose(project: Project, image: ImageInfo, volumes: list[Volume],
     if with_data and (not active.exists or (inspected and not active.has_cluster)):
         state = "does not exist yet" if not active.exists else "holds no PostgreSQL cluster"
         problems.append(parallel_universe(project, active, with_data, state,
-                                          allow_new_volume_hint, blocking=True))
+                                          allow_new_volume_hint, blocking=True,
+                                          checkout=ours))
     elif with_data and active.has_cluster and fresh and any(v.has_user_data for v in with_data):
         problems.append(parallel_universe(
             project, active, [v for v in with_data if v.has_user_data],
@@ -169,10 +179,24 @@ def in_container(project: Project, pg_path: str) -> str:
 
 
 def parallel_universe(project: Project, active: Volume, holders: list[Volume], state: str,
-                      allow_new_hint: bool, blocking: bool = False) -> Problem:
+                      allow_new_hint: bool, blocking: bool = False,
+                      checkout: dict[str, str] | None = None) -> Problem:
     names = ", ".join(v.label for v in holders)
     fix = []
-    if len(holders) == 1:
+    checkout = checkout or {}
+    twin = len(holders) == 1 and holders[0].name in checkout
+    if twin:  # a worktree with a project of its own, beside the checkout it came from
+        holder = holders[0]
+        origin = checkout[holder.name]
+        names = f"{holder.label} (the data of the checkout {origin}: this checkout resolves " \
+                f"to a Compose project of its own, {project.name!r}, so a new empty volume)"
+        fix.append(f"make db-up SEED=1   (a verified copy of {holder.label} into "
+                   f"{active.label}; the server of {origin} is stopped for the copy and "
+                   "started again)")
+        fix.append(f"or share that checkout's server: set COMPOSE_PROJECT_NAME="
+                   f"{old_project_of(holder, project)} in this checkout's .env, then make "
+                   "db-clone   (a database of its own in it)")
+    elif len(holders) == 1:
         holder = holders[0]
         fix.append(f"make db-migrate-volume FROM={holder.label}   (copy that data into "
                    f"{active.label})")
@@ -195,7 +219,7 @@ def parallel_universe(project: Project, active: Volume, holders: list[Volume], s
     return Problem("PARALLEL_UNIVERSE",
                    f"the active {active.kind} {active.label} {state}, while {names} "
                    f"{'holds' if len(holders) == 1 else 'hold'} a PostgreSQL cluster with data",
-                   fix, blocking)
+                   fix, blocking, subject=holders[0].name if twin else "")
 
 
 def backup_problems(settings: Settings, summary: dict, active: Volume) -> list[Problem]:

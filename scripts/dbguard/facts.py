@@ -13,11 +13,14 @@ from .db_snapshots import list_snapshots
 from .collation import drifted
 from .diagnosis import (backup_problems, collation_problems, database_findings, diagnose,
                         stranded_problems)
+from .checkouts import checkout_notes, checkouts, other_clones, others
+from .docker import list_containers
 from .errors import Failure
 from .find import stranded
 from .gitinfo import cleaned_by_git
 from .kit import Kit, lock_held
 from .names import directory_project_names
+from .settings import COMPOSE_NAMES
 from .volumes import Volume, effective_pgdata
 
 
@@ -28,7 +31,8 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     running = lock_held(s)  # a command at work now: what it has open is not interrupted
     unsettled = [] if running else kit.journal.open_entries()
     cleaned = cleaned_by_git(Path(p.volume)) if p.folder else None
-    problems, notes = diagnose(p, kit.image, volumes, unsettled=unsettled, cleaned_by=cleaned)
+    problems, notes = diagnose(p, kit.image, volumes, unsettled=unsettled, cleaned_by=cleaned,
+                               checkouts=others(s.project_dir, s.root))
     active = kit.active(volumes)
     if not active.has_cluster and kit.image.present and not p.anonymous:
         known = {v.name for v in volumes}
@@ -53,6 +57,12 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     if running:
         notes.append(f"a dbguard command is running now ({running})")
     names = directory_project_names(p.directory.name)
+    repo = checkouts(s.project_dir, s.root, COMPOSE_NAMES)
+    if repo:
+        dirs = {c.working_dir: c.project for c in list_containers(kit.runner)
+                if c.working_dir and c.project and not c.helper}
+        repo += other_clones(s.project_dir, repo, dirs)
+        notes += checkout_notes(repo, p.name)
     facts = {
         "compose": {"command": kit.compose.command, "version": kit.compose.version,
                     "flavor": "v2" if kit.compose.v2 else "v1",
@@ -73,6 +83,7 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
         "database": database,
         "backups": backups,
         "protection": protection(p, active),
+        "checkouts": [c.to_json() for c in repo],
         "snapshots": snapshots,
         "collation_drift": [d.to_json() for d in drifts],
         "problems": [pr.to_json() for pr in problems],

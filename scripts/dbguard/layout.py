@@ -20,6 +20,7 @@ class Problem:
     message: str
     fix: list[str]
     blocking: bool = False  # db-up refuses to start while it stands
+    subject: str = ""       # the volume or folder its first fix copies from, if any
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -251,6 +251,13 @@ def info_report(facts: dict, volumes: Sequence) -> str:
     out += ["", "=== Backups ===", *render_backup_summary(facts["backups"])]
     out += ["", "=== Protection ===", *render_protection(facts["protection"],
                                                        facts["backups"])]
+    if facts.get("checkouts"):
+        out += ["", "=== Checkouts of the repository (`make db-clones`) ==="]
+        out += table([["PATH", "BRANCH", "PROJECT", "DATABASE", ""]] + [
+            [c["path"], c["branch"] or "(detached)", c["project"] or "-",
+             c["database"] or "(the service's)",
+             "main" if c["main"] else ("here" if c["current"] else "")]
+            for c in facts["checkouts"] if c["exists"]], indent="  ")
     if facts["snapshots"]:
         out += ["", "=== Snapshots (in the server; `make db-rollback NAME=...`) ==="]
         out += table([["NAME", "TAKEN", "SIZE"]] + [
@@ -323,3 +330,24 @@ def find_report(clusters: Sequence, project: str, active_label: str, engine_volu
     if not clusters:
         lines.append("  no volume or folder holds a PostgreSQL cluster")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def clones_report(facts: dict) -> str:
+    """db-clones' listing: the checkouts, the clones, and what removed checkouts left."""
+    out = ["Checkouts of the repository:"]
+    out += table([["PATH", "BRANCH", "PROJECT", "DATABASE", ""]] + [
+        [c["path"], c["branch"] or "(detached)", c["project"] or "-", c["database"] or
+         "(the service's)", "main" if c["main"] else ("here" if c["current"] else "")]
+        for c in facts["checkouts"]], indent="  ") if facts["checkouts"] else \
+        ["  (not in a git repository)"]
+    out += ["", "Clones in the shared server (make db-clone):"]
+    out += table([["NAME", "OF", "WORKTREE", "BRANCH", "AGE", "SIZE", "WORKTREE EXISTS"]] + [
+        [c["name"], c["of"], c["worktree"], c["branch"], c["age"], human_size(c["size_bytes"]),
+         "yes" if c["worktree_exists"] else "NO: make db-clones PRUNE=1"]
+        for c in facts["clones"]], indent="  ") if facts["clones"] else ["  none"]
+    if facts["gone_volumes"] or facts["kept"]:
+        out += ["", "Volumes of removed checkouts:"]
+        out += [f"  {v['volume']} ({human_size(v['size_bytes'])}, of {v['checkout']}): "
+                "make db-clones PRUNE=1 removes it" for v in facts["gone_volumes"]]
+        out += [f"  kept: {why}" for why in facts["kept"]]
+    return "\n".join(out) + "\n"

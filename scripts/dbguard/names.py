@@ -95,7 +95,8 @@ def maintenance_database(db: str) -> str:
 
 def is_kit_snapshot_name(name: str) -> bool:
     """Names the kit's own commands give and replace; db-snapshot refuses them."""
-    return name in KEPT_BY.values() or name.startswith((REPLACED_PREFIX, REINDEX_PREFIX))
+    return name in KEPT_BY.values() or name == "clone_source" or \
+        name.startswith((REPLACED_PREFIX, REINDEX_PREFIX))
 
 
 # --- volumes, containers and labels ---------------------------------------------------------

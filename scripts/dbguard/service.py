@@ -4,6 +4,8 @@ left. Stops and starts containers; never touches a volume.
 """
 from __future__ import annotations
 
+import os
+
 import time
 from collections.abc import Iterable
 
@@ -50,8 +52,15 @@ def start_service(kit: Kit, free_name: bool = False) -> None:
                       f"{holder.state} container of project {holder.project or '(none)'}",
                       f"Remove it with `docker rm {holder.name}` (its volumes stay), or stop "
                       "it first if it still runs, and run again; nothing was started")
-    result = kit.compose("up", "-d", kit.project.service, stdout=None, stderr=None,
-                         check=False)
+    # A server another checkout of the repository started (worktrees sharing one project) is
+    # never recreated from here: this checkout's compose file and .env may differ from that
+    # one's (its own database name, a branch's change), and Compose would recreate the server
+    # under every other checkout.
+    running = kit.service_container()
+    theirs = running is not None and running.state in RUNNING_STATES and running.working_dir \
+        and os.path.realpath(running.working_dir) != os.path.realpath(kit.settings.project_dir)
+    result = kit.compose("up", "-d", *(["--no-recreate"] if theirs else []), kit.project.service,
+                         stdout=None, stderr=None, check=False)
     if result.returncode != 0:
         raise Failure(f"`{' '.join(kit.compose.command)} up` failed (its output is above)",
                       "Fix what it says and run again; `make db-info` shows the state")

@@ -265,3 +265,4 @@ def init_env_file(root: Path = KIT_ROOT) -> str | None:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     return name
+

@@ -71,11 +71,24 @@ def test_compose_up_starts_only_the_database_service_pinned_to_the_project(kit):
                       stdout=json.dumps({"Status": "running", "Health": {"Status": "healthy"}})
                       .encode())
     start_service(kit)
-    up, ps_call, inspect = kit.runner.recorded
+    before, up, ps_call, inspect = kit.runner.recorded
+    assert before[:3] == ["docker", "ps", "-a"], "who runs the server now"
     assert up == compose_args(kit, "up", "-d", "db")
     assert ps_call[:3] == ["docker", "ps", "-a"]
     assert inspect == ["docker", "inspect", "--format", "{{json .State}}", "c1"]
     no_password_in_any_argv(kit)
+
+
+def test_a_server_another_checkout_started_is_never_recreated_from_here(kit):
+    """Worktrees sharing one Compose project: this checkout's .env names its own database, so
+    its configuration differs, and a plain `up` would recreate the server under the others."""
+    ps = ps_line("c1", "sumplatform-db-1", workdir="/src/main-checkout")
+    kit.runner.answer(["docker", "ps"], stdout=ps.encode())
+    kit.runner.answer(["docker", "inspect"],
+                      stdout=json.dumps({"Status": "running", "Health": {"Status": "healthy"}})
+                      .encode())
+    start_service(kit)
+    assert kit.runner.recorded[1] == compose_args(kit, "up", "-d", "--no-recreate", "db")
 
 
 def test_db_down_stops_only_the_database_service_under_the_lock(kit, monkeypatch, capsys):

@@ -157,7 +157,9 @@ def plan(kit: Kit, args, ctx=None) -> Plan:
                tuple(sorted(c.id for c in stops))),
         refusals=tuple(reasons),
         record={"source": source.name, "source_shown": source.label, "snapshot": snapshot},
-        data={"source": source, "target": target, "stops": stops, "tar": tar})
+        data={"source": source, "target": target, "stops": stops, "tar": tar,
+              "restart": [c for c in stops if c in source.users]
+              if getattr(args, "restart_source", False) else []})
 
 
 def run(kit: Kit, plan: Plan, op: Operation) -> None:
@@ -197,6 +199,8 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
     op.step("start")
     with timing("start"):
         start_service(kit, free_name=True)
+    if d["restart"]:  # db-up SEED=1: the checkout the copy came from runs again
+        start_again(kit, d["restart"])
     report(kit, source)
 
 

@@ -11,6 +11,9 @@ db-down    `compose stop` of the database service; never removes a volume
 """
 from __future__ import annotations
 
+import argparse
+
+from ..checkouts import others, remember
 from ..collation import drifted
 from ..diagnosis import collation_problems, diagnose
 from ..docker import inspect_image
@@ -21,7 +24,13 @@ from ..service import remove_leftover_helpers, start_service
 from . import recovery
 
 
-def up(kit: Kit, allow_new_volume: bool) -> None:
+def other_checkouts(kit: Kit) -> dict[str, str]:
+    return others(kit.settings.project_dir, kit.settings.root)
+
+
+def up(kit: Kit, allow_new_volume: bool, seed: bool = False, yes: bool = False) -> None:
+    if seed:
+        return seed_from_checkout(kit, yes)
     p = kit.project
     with kit_lock(kit, "db-up"):
         if not kit.image.present:
@@ -35,7 +44,8 @@ def up(kit: Kit, allow_new_volume: bool) -> None:
             recovery.settle_all(kit, by="db-up")
         volumes = kit.scan()
         problems, _ = diagnose(p, kit.image, volumes,
-                               unsettled=kit.journal.open_entries())
+                               unsettled=kit.journal.open_entries(),
+                               checkouts=other_checkouts(kit))
         active = kit.active(volumes)
         blocking = [pr for pr in problems if pr.blocking and not (
             allow_new_volume and pr.code == "PARALLEL_UNIVERSE")]
@@ -59,6 +69,8 @@ def up(kit: Kit, allow_new_volume: bool) -> None:
             others = "" if len(volumes) == 1 else " (ALLOW_NEW_VOLUME=1)"
             info(f"creating the new {active.kind} {active.label}{others}")
         start_service(kit)
+        remember(kit.settings.project_dir, project=p.name,
+                 volume=None if p.folder else p.volume)
         recovery.settle_all(kit, by="db-up")  # a change inside the server needs it running
         try:
             for problem in collation_problems(drifted(kit.server(), kit.db)):
@@ -69,6 +81,26 @@ def up(kit: Kit, allow_new_volume: bool) -> None:
         at = f" on {where[0]}:{where[1]}" if where else " (no port published: the kit works " \
             "inside the container)"
         success(f"{p.service} is up{at}, {active.kind} {active.label}")
+
+
+def seed_from_checkout(kit: Kit, yes: bool) -> None:
+    """db-up SEED=1: a worktree with a Compose project of its own gets a verified copy of the
+    volume of the checkout it came from (db-migrate-volume's sequence, the source read-only;
+    that checkout's server is stopped for the copy and started again), then starts."""
+    from . import migrate, perform
+
+    volumes = kit.scan()
+    problems, _ = diagnose(kit.project, kit.image, volumes, checkouts=other_checkouts(kit))
+    twin = next((pr for pr in problems if pr.code == "PARALLEL_UNIVERSE" and pr.subject),
+                None)
+    if twin is None:
+        raise Refusal("SEED=1 copies the volume of the checkout this one came from into its "
+                      "new, empty volume, and there is no such pair here",
+                      "`make db-info` shows the volumes; nothing was changed")
+    args = argparse.Namespace(source=twin.subject, force=True, yes=yes, restart_source=True,
+                              stamp=None)
+    if perform(kit, migrate, args) is not None or not kit.runner.dry_run:
+        remember(kit.settings.project_dir, project=kit.project.name, volume=kit.project.volume)
 
 
 def make_image(kit: Kit) -> Kit:
