@@ -112,14 +112,18 @@ def mount_option(mount: Mount) -> str:
     return f"type={kind},source={source},target={target}" + (",readonly" if readonly else "")
 
 
-def helper_args(image: str, mounts: Sequence[Mount], script: str, *script_args: str,
+def helper_args(image: ImageInfo, mounts: Sequence[Mount], script: str, *script_args: str,
                 interactive: bool = False, owner: str = "") -> list[str]:
     """A throwaway container of the db image: no network, nothing pulled, read-only root, run
     as root so it can read the 0700 data directory. Only constant scripts run in it; volume
     names and folders reach it as mount options, never as shell text. `owner`: the project it
-    works for, so a later run of that project (and only of that one) removes it if left."""
+    works for, so a later run of that project (and only of that one) removes it if left.
+    A small tmpfs covers each of the image's own VOLUME paths: Docker would otherwise make an
+    anonymous volume for each, which a helper whose start fails leaves on the machine."""
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
             "--tmpfs", "/tmp", "--user", "0:0", "--label", f"{LABEL_HELPER}=1"]
+    for path in image.volumes:
+        argv += ["--mount", f"type=tmpfs,target={path},tmpfs-size=65536"]
     if owner:
         argv += ["--label", f"{LABEL_OWNER}={owner}"]
     argv += ["--entrypoint", "/bin/sh"]
@@ -127,4 +131,4 @@ def helper_args(image: str, mounts: Sequence[Mount], script: str, *script_args: 
         argv.append("-i")
     for mount in mounts:
         argv += ["--mount", mount_option(mount)]
-    return argv + [image, "-c", script, "dbguard", *script_args]
+    return argv + [image.ref, "-c", script, "dbguard", *script_args]

@@ -34,9 +34,14 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     problems, notes = diagnose(p, kit.image, volumes, unsettled=unsettled, cleaned_by=cleaned,
                                checkouts=others(s.project_dir, s.root))
     active = kit.active(volumes)
+    elsewhere = []
     if not active.has_cluster and kit.image.present and not p.anonymous:
-        known = {v.name for v in volumes}
-        elsewhere = [c for c in stranded(kit, kit.image.pg_major) if c.name not in known]
+        known = {v.name for v in volumes} | set(s.ignore_volumes)
+        try:
+            elsewhere = [c for c in stranded(kit, kit.image.pg_major) if c.name not in known]
+        except Failure as e:  # the engine changed under the scan: db-info still answers
+            notes.append(f"could not look for clusters elsewhere on the engine ({e.message}); "
+                         "`make db-find` tries again")
         problems += stranded_problems(active, elsewhere, kit.image.pg_major)
     backups = backup_summary(s, kit.db)
     problems += backup_problems(s, backups, kit.active(volumes))
@@ -83,6 +88,7 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
         "database": database,
         "backups": backups,
         "protection": protection(p, active),
+        "stranded": [c.to_json() for c in elsewhere],
         "checkouts": [c.to_json() for c in repo],
         "snapshots": snapshots,
         "collation_drift": [d.to_json() for d in drifts],

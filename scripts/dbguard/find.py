@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compose import store_label
+from .destructive.recreated import remove_recreated
 from .docker import Container, Mount, helper_args, list_containers
 from .errors import Failure
 from .kit import Kit
@@ -148,7 +149,16 @@ def look_inside(kit: Kit, names: list[str], project_dir: Path | None) -> dict[st
         mounts: list[Mount] = [("volume", name, f"/v/{n}", True) for n, name in enumerate(batch)]
         if index == 0 and project_dir and project_dir.is_dir():
             mounts.append(("bind", str(project_dir), "/p", True))
-        out = kit.runner(helper_args(image.ref, mounts, FIND_SCRIPT), reads=True)
+        out = kit.runner(helper_args(image, mounts, FIND_SCRIPT), reads=True, check=False)
+        if out.returncode != 0:
+            # A volume removed (or being removed) since the listing fails the whole container:
+            # look again at the ones still there, once.
+            still = set(kit.runner(["docker", "volume", "ls", "-q"], reads=True
+                                   ).stdout.decode().split())
+            batch = [name for name in batch if name in still]
+            mounts = [m for m in mounts if m[0] == "bind"] + [
+                ("volume", name, f"/v/{n}", True) for n, name in enumerate(batch)]
+            out = kit.runner(helper_args(image, mounts, FIND_SCRIPT), reads=True)
         found = []
         for line in out.stdout.decode(errors="replace").splitlines():
             parsed = parse_line(line)
@@ -178,7 +188,9 @@ def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
         labels[name] = {k: v for k, v in zip(wanted, values) if v}
     project = kit.project
     here = project.directory.resolve()
-    contents = look_inside(kit, sorted(labels), here)
+    created = created_at(kit, sorted(labels))  # what is gone already is not looked into
+    contents = look_inside(kit, sorted(created), here)
+    forget_recreated(kit, created, [n for n in created if n not in contents])
     if project.folder:  # the data folder itself, wherever it is (found below it: left out)
         inside = project.volume.rstrip("/") + "/"
         contents = {n: f for n, f in contents.items() if not n.startswith(inside)}
@@ -189,12 +201,6 @@ def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
         for m in c.volumes:
             key = os.path.normpath(m) if m.startswith("/") else m
             users.setdefault(key, []).append(c)
-    volumes = [n for n in contents if not n.startswith("/")]
-    created = {}
-    if volumes:
-        details = json.loads(kit.runner(["docker", "volume", "inspect", *volumes],
-                                        reads=True, check=False).stdout or b"[]")
-        created = {d["Name"]: d.get("CreatedAt") for d in details}
     clusters = []
     for name, facts in contents.items():
         folder = name.startswith("/")
@@ -213,10 +219,27 @@ def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
     return ordered, len(labels)
 
 
+def created_at(kit: Kit, names: list[str]) -> dict[str, str]:
+    """Each volume's creation time, by name, for the ones still on the engine."""
+    if not names:
+        return {}
+    out = kit.runner(["docker", "volume", "inspect", *names], reads=True, check=False).stdout
+    return {d["Name"]: d.get("CreatedAt") or "" for d in json.loads(out or b"[]") or []}
+
+
+def forget_recreated(kit: Kit, before: dict[str, str], empty: list[str]) -> None:
+    """A volume removed after the listing and before its look-inside container started was
+    made again, empty, by that container's mount (Docker creates a missing named volume).
+    Those, and only those (a creation time other than the one listed, and no cluster), are
+    removed again (destructive/recreated.py): the look was to change nothing."""
+    now = created_at(kit, empty)
+    remove_recreated(kit, [name for name in empty if name in now and now[name] != before[name]])
+
+
 def look_inside_folder(kit: Kit, path: str) -> dict[str, dict]:
     """The project's data folder when it lies outside the project's folder."""
     mounts: list[Mount] = [("bind", path, "/v/0", True)]
-    out = kit.runner(helper_args(kit.image.ref, mounts, FIND_SCRIPT), reads=True)
+    out = kit.runner(helper_args(kit.image, mounts, FIND_SCRIPT), reads=True)
     for line in out.stdout.decode(errors="replace").splitlines():
         parsed = parse_line(line)
         if parsed and parsed[0] == "0":

@@ -197,7 +197,7 @@ class ManifestJob:
     `hash_tool()` says which once the container has chosen)."""
 
     def __init__(self, kit: Kit, volume: Volume, tool: str = "md5sum", jobs: str = "all"):
-        self.argv = helper_args(kit.image.ref, [volume.mount("/m", True)], MANIFEST_SCRIPT,
+        self.argv = helper_args(kit.image, [volume.mount("/m", True)], MANIFEST_SCRIPT,
                                 tool, jobs, "/m", owner=kit.project.name)
         self.proc = kit.runner.popen(self.argv, reads=True, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -34,7 +34,7 @@ def snapshot_volume(kit: Kit, volume: Volume, final: Path | None = None) -> Path
     final = final or snapshot_path(kit.settings, volume)
     private_dir(final.parent)
     info(f"taking a snapshot of {volume.label} ({human_size(volume.size)})")
-    argv = helper_args(kit.image.ref, [volume.mount("/v", True)], TAR_SCRIPT,
+    argv = helper_args(kit.image, [volume.mount("/v", True)], TAR_SCRIPT,
                        owner=kit.project.name)
 
     with streamed_file(kit.runner, argv, final, f"snapshot of {volume.label}") as out:

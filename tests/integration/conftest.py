@@ -43,8 +43,14 @@ def pytest_sessionfinish(session, exitstatus):
     # A container removed without -v leaves its anonymous volumes on the machine: the tests
     # must leave nothing behind, as they ask of the kit. (The count at the start is taken by
     # tests/conftest.py, which is loaded before the session starts; this file is not.)
+    # Only dangling ones count: a volume a running container still uses belongs to that
+    # container (the reliability suite or a benchmark may be running beside the tests).
     start = getattr(session.config, "dbguard_anonymous_volumes", None)
     left = anonymous_volumes() - start if start is not None else set()
+    if left:
+        dangling = set(docker("volume", "ls", "-q", "--filter", "dangling=true",
+                              check=False).stdout.split())
+        left &= dangling
     if REQUIRE and _seen["integration"] and left and exitstatus == 0:
         print(f"\nERROR: the tests left {len(left)} anonymous volume(s): "
               f"{', '.join(sorted(v[:12] for v in left))}; remove them with "
@@ -52,8 +58,15 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
     # Docker has about 30 address pools for networks: a suite that leaves one per run stops
     # every later run on the machine from creating any.
+    # The networks of the other suites' projects (dbgr..., the reliability suite; dbgb..., the
+    # benchmark), which may run on the same engine meanwhile, are theirs to remove.
     start = getattr(session.config, "dbguard_networks", None)
     left = networks() - start if start is not None else set()
+    if left:
+        named = docker("network", "inspect", "--format", "{{.Id}} {{.Name}}", *left,
+                       check=False).stdout.split("\n")
+        left = {line.split()[0] for line in named if line.strip()
+                and not line.split()[1].startswith(("dbgr", "dbgb"))}
     if REQUIRE and _seen["integration"] and left and exitstatus == 0:
         names = docker("network", "inspect", "--format", "{{.Name}}", *left, check=False).stdout
         print(f"\nERROR: the tests left {len(left)} network(s): {', '.join(names.split())}; "

@@ -99,8 +99,14 @@ def psql(kit, sql: str) -> str:
 
 def keeps_its_data(kit) -> bool:
     """What Compose does with the layout, without the kit."""
+    forgotten: list[str] = []
     try:
         kit.compose("up", "-d", "db")
+        # `down` leaves the first container's anonymous volumes behind, nameless: noted here
+        # to be removed at the end.
+        forgotten = [m for m in docker("inspect", "--format",
+                                       "{{range .Mounts}}{{.Name}} {{end}}",
+                                       container_of(kit)).stdout.split() if len(m) == 64]
         if not ready(kit):
             return False
         psql(kit, "CREATE TABLE kept AS SELECT 42 AS answer")
@@ -111,6 +117,8 @@ def keeps_its_data(kit) -> bool:
         return psql(kit, "SELECT to_regclass('kept') IS NOT NULL") == "t"
     finally:
         kit.compose("down", "-v", check=False)
+        if forgotten:
+            docker("volume", "rm", "-f", *forgotten, check=False)
 
 
 def images(image, image17, image18) -> dict[int, str]:

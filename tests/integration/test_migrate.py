@@ -63,7 +63,7 @@ def test_the_one_candidate_is_copied_with_plan_labels_and_report(make_kit, token
     for line in (f"source:   {source} (created ", f"target:   {kit.volume}: does not exist yet",
                  f"WARNING: this will OVERWRITE the contents of {kit.volume}",
                  f"SUCCESS: {kit.volume} now holds a verified copy of {source}",
-                 "cluster identical to the source",
+                 "equal to it file by file; cluster system identifier",
                  "sum_db: 1 table, about 300 rows",
                  f"docker volume rm {source}"):
         assert line in r.stderr, shown(r)

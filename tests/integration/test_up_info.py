@@ -236,6 +236,7 @@ def planted(image):
 def test_volumes_from_before_the_test_are_left_out_and_kept(planted, make_kit):
     kit = make_kit()
     r = kit.script("db_info", "--json", env={"DBGUARD_IGNORE_VOLUMES": ""})
+    assert r.returncode == 0, shown(r)
     seen = {v["name"]: v for v in json.loads(r.stdout)["volumes"]}
     assert seen[planted]["has_cluster"], "without the harness, the planted cluster is a candidate"
     kit.up()  # refused as PARALLEL_UNIVERSE if the planted volume were seen

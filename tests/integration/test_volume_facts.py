@@ -63,7 +63,8 @@ def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same
                f"type=volume,source={name},target=/v", image, "-c", MIXED_FILES)
 
         def manifest(tool: str, jobs: str) -> tuple[str, dict]:
-            out = docker(*helper_args(image, [("volume", name, "/m", True)], MANIFEST_SCRIPT,
+            helper = ImageInfo(image, True, 15, None)
+            out = docker(*helper_args(helper, [("volume", name, "/m", True)], MANIFEST_SCRIPT,
                                       tool, jobs, "/m")[1:]).stdout
             return out.splitlines()[0], parse_manifests(out)["/m"]
 
@@ -130,7 +131,7 @@ def test_a_volume_copy_is_made_and_checked_under_busybox_as_in_an_alpine_image(
 
     from dbguard.snapshots import snapshot_volume
 
-    kit = SimpleNamespace(image=SimpleNamespace(ref=busybox_image), runner=Runner(tmp_path),
+    kit = SimpleNamespace(image=ImageInfo(busybox_image, True, None, None), runner=Runner(tmp_path),
                           project=SimpleNamespace(name=token),
                           settings=SimpleNamespace(backup_dir=tmp_path / "backups"))
     source, target = f"{token}_from", f"{token}_to"

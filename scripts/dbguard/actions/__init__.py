@@ -81,16 +81,20 @@ def perform(kit: Kit | Folder, action, args) -> object:
         if plan.question:
             if plan.warning:
                 warning(plan.warning)
-            confirm(plan.question, assume_yes=getattr(args, "yes", False))
+            ahead = bool(getattr(args, "yes", False))
+            confirm(plan.question, assume_yes=ahead)
             # The world may have moved while the question waited (a container started, a file
             # replaced): everything is read and checked again, and the plan must be the same.
-            again = action.plan(kit, args, ctx)
-            if again.refusals:
-                raise refusal(again.doing, list(again.refusals))
-            if again.facts != plan.facts:
-                raise Refusal("what the plan was made of changed while the question waited",
-                              "Run it again and read the new plan; nothing was changed")
-            plan = again
+            # Answered ahead (YES=1), nothing waited between the plan and the answer.
+            if not ahead:
+                again = action.plan(kit, args, ctx)
+                if again.refusals:
+                    raise refusal(again.doing, list(again.refusals))
+                if again.facts != plan.facts:
+                    raise Refusal("what the plan was made of changed while the question "
+                                  "waited", "Run it again and read the new plan; nothing was "
+                                  "changed")
+                plan = again
         op = kit.journal.begin(plan.command, plan.target, plan.copy, plan.record)
         try:
             result = action.run(kit, plan, op)

@@ -34,7 +34,7 @@ from ..gitinfo import git
 from ..journal import Operation
 from ..kit import Kit
 from ..settings import COMPOSE_NAMES
-from ..messages import human_age, human_size, info, parse_time, success
+from ..messages import human_age, human_size, info, parse_time, success, timing
 from ..names import COMMENT_RE as SNAPSHOT_COMMENT_RE, scratch_database, snapshot_comment
 from . import Plan
 
@@ -198,10 +198,12 @@ def run(kit: Kit, plan: Plan, op: Operation) -> str:
         started = time.monotonic()
         comment = COMMENT.format(db=source, path=here.path, branch=here.branch or "(detached)",
                                  at=utc_now())
-        method = change.create_from(server, d["src"], scratch, comment, source)
+        with timing("clone"):
+            method = change.create_from(server, d["src"], scratch, comment, source)
         took = time.monotonic() - started
         op.step("verify")
-        got = counts(server, scratch)
+        with timing("verify"):
+            got = counts(server, scratch)
         if got != wanted:
             differ = sorted(t for t in set(got) | set(wanted) if got.get(t) != wanted.get(t))
             change.drop(server, [scratch], source)

@@ -28,7 +28,7 @@ from ..errors import Failure
 from ..files import atomic_write, private_dir
 from ..journal import Operation
 from ..kit import Kit
-from ..messages import human_size, info, success
+from ..messages import human_size, info, success, timing
 from ..names import LABEL_UPGRADE_MAJOR, LABEL_UPGRADE_OF, UPGRADE_DUMPS, kept_cluster_volume
 from ..service import RUNNING_STATES, remove_leftover_helpers, start_service, stop_containers
 from ..snapshots import snapshot_path, snapshot_volume
@@ -175,13 +175,15 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
         remove_volume(kit, Volume(name))
     op.step("stop")
     stop_containers(kit, d["stops"])
-    kept = d["kept"] or keep_old_cluster(kit, op, active, d["keep_name"], d["old_major"])
+    with timing("keep"):  # the old cluster's copy, reported on its own line by make bench
+        kept = d["kept"] or keep_old_cluster(kit, op, active, d["keep_name"], d["old_major"])
     op.step("dump")
     server = old_server(kit, d["old_image"], kept)
     try:
         info(f"reading the PostgreSQL {d['old_major']} cluster")
-        before = cluster_facts(server)
-        dump = dump_cluster(kit, server, d["old_major"])
+        with timing("dump"):
+            before = cluster_facts(server)
+            dump = dump_cluster(kit, server, d["old_major"])
     finally:
         stop_server(kit, server)
     info(f"cluster dump: {dump} ({human_size(dump.stat().st_size)})")
@@ -200,9 +202,11 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
     try:
         kit.runner(["docker", "exec", server.container, "touch",
                     f"{d['mount_target']}/.dbguard-incomplete"])
-        load_cluster(kit, server, dump)
+        with timing("load"):
+            load_cluster(kit, server, dump)
         op.step("compare")
-        after = cluster_facts(server)
+        with timing("compare"):
+            after = cluster_facts(server)
         diff = fact_differences(before, after)
     finally:
         stop_server(kit, server)
@@ -223,7 +227,8 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
     op.step("unmark")
     unmark(kit, active)
     op.step("start")
-    start_service(kit)
+    with timing("start"):
+        start_service(kit)
     report(kit, after, kept, dump, started)
 
 

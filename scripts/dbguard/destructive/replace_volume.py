@@ -113,7 +113,7 @@ def copy_volume(kit: Kit, source: Volume, target: Volume, hash_tool: Callable[[]
     copy's manifest, taken in the same container once cp is done, with the hash `hash_tool`
     names (asked while the copy runs). The marker stays until the caller has compared and
     removes it."""
-    argv = helper_args(kit.image.ref, [source.mount("/from", True), target.mount("/to", False)],
+    argv = helper_args(kit.image, [source.mount("/from", True), target.mount("/to", False)],
                        COPY_SCRIPT, MANIFEST_SCRIPT, interactive=True, owner=kit.project.name)
     progress = Progress(f"copying {source.label}", source.size)
     proc = kit.runner.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -181,7 +181,7 @@ def copy_verified(kit: Kit, source: Volume, target: Volume) -> list[str]:
 
 
 def helper(kit: Kit, target: Volume, script: str, **kwargs) -> list[str]:
-    return helper_args(kit.image.ref, [target.mount("/to", False)], script,
+    return helper_args(kit.image, [target.mount("/to", False)], script,
                        owner=kit.project.name, **kwargs)
 
 
