@@ -29,7 +29,19 @@ class ServerTrials:
         return Journal(kit.root / "backups").open_entries()
 
     def expect_unreachable(self, kit: Kit) -> bool:
-        return kit.root in self.unreachable_ok
+        """A server that is not answering by design: the trial said so, or the volume holds a
+        cluster of another major than the image (an upgrade undone: db-up refuses to start it
+        until DB_IMAGE is the old one again, PG_VERSION_MISMATCH)."""
+        if kit.root in self.unreachable_ok:
+            return True
+        r = subprocess.run([sys.executable, str(kit.root / "scripts" / "db_info.py"), "--json"],
+                           cwd=kit.root, env=kit.process_env(), text=True,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+        try:
+            codes = [p["code"] for p in json.loads(r.stdout)["problems"]]
+        except (ValueError, KeyError):
+            return False
+        return "PG_VERSION_MISMATCH" in codes
 
     def wrong_causes(self, row, kit: Kit, command: str) -> int:
         """Problems db-info names right after the kill that blame another command, or nobody

@@ -699,3 +699,28 @@ def test_a_fixed_container_name_held_by_another_project_is_refused_or_freed_by_m
     assert ["docker", "rm", "old1"] in kit.runner.recorded
     assert kit.runner.recorded.index(["docker", "rm", "old1"]) < next(
         i for i, a in enumerate(kit.runner.recorded) if "up" in a)
+
+
+def test_every_data_changing_command_clears_the_partial_files_a_killed_run_left(kit):
+    """A killed migrate leaves its volume snapshot's `.partial`, a killed upgrade its cluster
+    dump's: the next command run through the common sequence (perform) removes them under the
+    lock before it plans, and leaves them alone in a dry run."""
+    from types import SimpleNamespace
+
+    from dbguard.actions import Plan, perform
+
+    folder = kit.settings.backup_dir
+    (folder / "volumes").mkdir(parents=True)
+    (folder / "upgrades").mkdir(parents=True)
+    left = [folder / "volumes" / ".sumplatform_sum_db_data_20251201_000000.tar.partial",
+            folder / "upgrades" / ".20251201_000000_pg15_cluster.sql.partial"]
+    for path in left:
+        path.write_bytes(b"half")
+    nothing = SimpleNamespace(COMMAND="db-test", plan=lambda kit, args, ctx: Plan(
+        command="db-test", doing="test", target={}, copy={}, nothing="nothing to do"))
+    kit.runner.dry_run = True
+    perform(kit, nothing, SimpleNamespace(yes=True))
+    assert all(p.exists() for p in left), "a dry run removes nothing"
+    kit.runner.dry_run = False
+    perform(kit, nothing, SimpleNamespace(yes=True))
+    assert not any(p.exists() for p in left)

@@ -182,3 +182,29 @@ def test_the_package_has_no_import_cycles():
 
     cycles = [m for m in graph if reaches(m, m, set())]
     assert cycles == [], f"modules in an import cycle: {cycles}"
+
+
+def test_the_readmes_performance_summary_is_made_from_docs_benchmarks():
+    """The README's figures are the benchmark file's, as tests/bench_summary.py reads them:
+    a figure edited by hand, or a benchmark run without its summary, fails here."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from bench_summary import BLOCK, summary
+
+    block = BLOCK.search(README)
+    assert block, "README.md has a <!-- perf --> block"
+    assert block.group(0) == summary((ROOT / "docs" / "benchmarks.md").read_text())
+    assert "PostgreSQL 15 | PostgreSQL 17 | PostgreSQL 18" in block.group(0), "all three majors"
+
+
+def test_the_summary_names_a_missed_target():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from bench_summary import summary
+
+    doc = ("<!-- bench:17 -->\n| operation | dbguard | raw | ratio | dbguard CPU | raw CPU | "
+           "CPU ratio | target | met |\n|---|---|---|---|---|---|---|---|---|\n"
+           "| db-restore vs `pg_restore` | 12.00 s | 10.00 s | 1.20x | 9.0 s | 8.0 s | 1.12x "
+           "| <= 1.0x | **no** |\n| db-find, every volume | 2.10 s | - |  | 1.0 s | - |  "
+           "| <= 5 s | yes |\n<!-- /bench:17 -->")
+    text = summary(doc)
+    assert "| db-restore vs `pg_restore` | 1.20x (1.12x CPU) **not met** | <= 1.0x |" in text, text
+    assert "| db-find, every volume | 2.10 s | <= 5 s |" in text, text

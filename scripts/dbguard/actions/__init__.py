@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import Refusal, refusal
+from ..destructive.delete_backups import remove_unfinished
 from ..kit import Folder, Kit, kit_lock
 from ..messages import confirm, info, show_plan, warning
 
@@ -61,6 +62,7 @@ def perform(kit: Kit | Folder, action, args) -> object:
         if isinstance(kit, Kit):
             if not kit.runner.dry_run:
                 recovery.settle_all(kit, by=action.COMMAND)
+                remove_unfinished(kit.settings)  # the .partial files killed runs left
             recovery.refuse_while_unsettled(kit, action.COMMAND, args)
         ctx = stack.enter_context(action.session(kit, args)) \
             if hasattr(action, "session") else None
