@@ -13,6 +13,7 @@ from .docker import Container, container_state, list_containers
 from .errors import Failure, Refusal
 from .messages import info
 from .kit import Kit
+from .runner import command_failure
 
 # A container in one of these states may write to its volumes.
 RUNNING_STATES = ("running", "restarting", "paused")
@@ -122,7 +123,15 @@ def remove_leftover_helpers(kit: Kit, also: Iterable[Container] = ()) -> None:
              + ", ".join(c.name for c in leftovers.values()))
         # -v: the anonymous volumes Docker gives the image's VOLUME paths go with them (named
         # volumes never do).
-        kit.runner(["docker", "rm", "-f", "-v", *leftovers])
+        r = kit.runner(["docker", "rm", "-f", "-v", *leftovers], check=False)
+        # A helper started with --rm may be on its way out already (Docker is removing it, or
+        # has): that is the outcome wanted. Anything else is an error.
+        gone = ("is already in progress", "No such container")
+        errors = [line for line in r.stderr.decode(errors="replace").splitlines()
+                  if line.strip() and not any(g in line for g in gone)]
+        if r.returncode != 0 and errors:
+            raise command_failure(["docker", "rm", "-f", "-v", *leftovers],
+                                  "\n".join(errors).encode())
 
 
 def stop_containers(kit: Kit, containers: list[Container]) -> None:
