@@ -133,6 +133,9 @@ def crash_in_the_server(kit, command: str, query: str) -> None:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
     container = kit.compose("ps", "-q", "db").stdout.strip()
+    # Frozen first, so the command cannot see its connection drop and record a failure of its
+    # own before it is killed: the crash takes both at the same moment, as a machine's would.
+    proc.send_signal(signal.SIGSTOP)
     docker("kill", container)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
