@@ -46,8 +46,7 @@ def summary(server: Server, db: str) -> dict:
     maintenance database first, so a database closed to connections is reported as such."""
     try:
         dbs = databases(server, db)
-        version = server.value("SELECT current_setting('server_version') AS v",
-                               server.maintenance(db))
+        version = server.version(db)[0]
         mine = next((d for d in dbs if d["name"] == db), None)
         closed = mine is not None and not mine["open"]
         tables = table_stats(server, db) if mine and not closed else {}

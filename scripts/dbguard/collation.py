@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 from .server import Server
 
-# Every database whose default collation's recorded version differs from the library's.
+# Every database that takes connections, and whether its default collation's recorded version
+# differs from the library's (one question answers both: which drifted, and which exist).
 DATABASES_SQL = """
-SELECT datname AS name, datlocprovider::text AS provider, datcollversion AS recorded,
-       pg_database_collation_actual_version(oid) AS actual
-  FROM pg_database
- WHERE datallowconn AND datcollversion IS NOT NULL
-   AND datcollversion IS DISTINCT FROM pg_database_collation_actual_version(oid)
+SELECT name, provider, recorded, actual,
+       recorded IS NOT NULL AND recorded IS DISTINCT FROM actual AS changed
+  FROM (SELECT datname AS name, datlocprovider::text AS provider, datcollversion AS recorded,
+               pg_database_collation_actual_version(oid) AS actual
+          FROM pg_database WHERE datallowconn) d
  ORDER BY 1
 """
 
@@ -86,8 +87,7 @@ class Drift:
 
 def supported(server: Server, db: str) -> bool:
     """PostgreSQL 15 and later record a database's collation version."""
-    return int(server.value("SELECT current_setting('server_version_num')::int AS v",
-                            server.maintenance(db)) or 0) >= 150000
+    return server.version(db)[1] >= 150000
 
 
 def drift_in(server: Server, db: str, default: tuple[str, str] | None) -> Drift | None:
@@ -109,19 +109,15 @@ def drifted(server: Server, db: str, every: bool = True) -> list[Drift]:
     if not supported(server, db):
         return []
     found = {}
-    for row in server.rows(DATABASES_SQL, server.maintenance(db)):
-        if every or row["name"] == db:
+    rows = server.rows(DATABASES_SQL, server.maintenance(db))
+    for row in rows:
+        if row["changed"] and (every or row["name"] == db):
             found[row["name"]] = drift_in(server, row["name"], (row["recorded"], row["actual"]))
-    if db not in found:
-        own = drift_in(server, db, None) if db_exists(server, db) else None
+    if db not in found and any(row["name"] == db for row in rows):
+        own = drift_in(server, db, None)
         if own:
             found[db] = own
     return [d for d in found.values() if d]
-
-
-def db_exists(server: Server, db: str) -> bool:
-    return bool(server.value("SELECT count(*) > 0 AS found FROM pg_database WHERE datname = "
-                             ":'db' AND datallowconn", server.maintenance(db), db=db))
 
 
 def amcheck(server: Server, db: str) -> tuple[bool, bool]:

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from collections.abc import Sequence
 
-from .names import (LABEL_HELPER, LABEL_KEEPER, LABEL_OWNER, LABEL_PROJECT, LABEL_SERVICE,
-                    LABEL_WORKDIR)
+from .names import (HELPER_LOOKS, LABEL_HELPER, LABEL_KEEPER, LABEL_OWNER, LABEL_PROJECT,
+                    LABEL_SERVICE, LABEL_WORKDIR)
 from .runner import DAEMON_DOWN, Runner, daemon_failure
 
 
@@ -62,6 +62,9 @@ class Container:
     helper: bool = False    # a throwaway container of the kit's (left over if it was killed)
     owner: str = ""         # the project a helper worked for
     keeper: str = ""        # db-protect's keeper: the volume it protects ("": not a keeper)
+    looking: bool = False   # a helper that only reads (a scan of db-info or db-find, of any
+                            # project): it changes nothing and ends by itself, so it is neither
+                            # a user of a volume nor a leftover to remove
 
 
 def list_containers(runner: Runner) -> list[Container]:
@@ -80,7 +83,7 @@ def list_containers(runner: Runner) -> list[Container]:
             parts
         containers.append(Container(cid, name, state, status, ports, proj, svc,
                                     [m for m in mounts.split(",") if m], workdir,
-                                    helper == "1", owner, keeper))
+                                    helper != "", owner, keeper, helper == HELPER_LOOKS))
     return containers
 
 
@@ -113,15 +116,20 @@ def mount_option(mount: Mount) -> str:
 
 
 def helper_args(image: ImageInfo, mounts: Sequence[Mount], script: str, *script_args: str,
-                interactive: bool = False, owner: str = "") -> list[str]:
+                interactive: bool = False, owner: str = "", looks: bool = False) -> list[str]:
     """A throwaway container of the db image: no network, nothing pulled, read-only root, run
     as root so it can read the 0700 data directory. Only constant scripts run in it; volume
     names and folders reach it as mount options, never as shell text. `owner`: the project it
     works for, so a later run of that project (and only of that one) removes it if left.
     A small tmpfs covers each of the image's own VOLUME paths: Docker would otherwise make an
-    anonymous volume for each, which a helper whose start fails leaves on the machine."""
+    anonymous volume for each, which a helper whose start fails leaves on the machine.
+    `looks`: it only reads (every mount read-only), labelled so that no command of any project
+    takes it for a leftover to remove while it works."""
+    if looks and not all(readonly for *_, readonly in mounts):
+        raise ValueError("a helper that only looks mounts everything read-only")
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-            "--tmpfs", "/tmp", "--user", "0:0", "--label", f"{LABEL_HELPER}=1"]
+            "--tmpfs", "/tmp", "--user", "0:0", "--label",
+            f"{LABEL_HELPER}={HELPER_LOOKS if looks else 1}"]
     for path in image.volumes:
         argv += ["--mount", f"type=tmpfs,target={path},tmpfs-size=65536"]
     if owner:

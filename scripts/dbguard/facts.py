@@ -46,14 +46,14 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     backups = backup_summary(s, kit.db)
     problems += backup_problems(s, backups, kit.active(volumes))
     container = kit.service_container()
-    database = summary(kit.server(container), kit.db) \
-        if container and container.state == "running" else {
-            "reachable": False, "error": "the service is not running"}
+    server = kit.server(container) if container and container.state == "running" else None
+    database = summary(server, kit.db) if server else {
+        "reachable": False, "error": "the service is not running"}
     snapshots, drifts = [], []
     if database.get("reachable"):
         try:
-            snapshots = [sn.to_json() for sn in list_snapshots(kit.server(container), kit.db)]
-            drifts = drifted(kit.server(container), kit.db)
+            snapshots = [sn.to_json() for sn in list_snapshots(server, kit.db)]
+            drifts = drifted(server, kit.db)
         except Failure:
             pass
     problems += collation_problems(drifts)

@@ -149,7 +149,7 @@ def look_inside(kit: Kit, names: list[str], project_dir: Path | None) -> dict[st
         mounts: list[Mount] = [("volume", name, f"/v/{n}", True) for n, name in enumerate(batch)]
         if index == 0 and project_dir and project_dir.is_dir():
             mounts.append(("bind", str(project_dir), "/p", True))
-        out = kit.runner(helper_args(image, mounts, FIND_SCRIPT), reads=True, check=False)
+        out = kit.runner(helper_args(image, mounts, FIND_SCRIPT, looks=True), reads=True, check=False)
         if out.returncode != 0:
             # A volume removed (or being removed) since the listing fails the whole container:
             # look again at the ones still there, once.
@@ -158,7 +158,7 @@ def look_inside(kit: Kit, names: list[str], project_dir: Path | None) -> dict[st
             batch = [name for name in batch if name in still]
             mounts = [m for m in mounts if m[0] == "bind"] + [
                 ("volume", name, f"/v/{n}", True) for n, name in enumerate(batch)]
-            out = kit.runner(helper_args(image, mounts, FIND_SCRIPT), reads=True)
+            out = kit.runner(helper_args(image, mounts, FIND_SCRIPT, looks=True), reads=True)
         found = []
         for line in out.stdout.decode(errors="replace").splitlines():
             parsed = parse_line(line)
@@ -239,7 +239,7 @@ def forget_recreated(kit: Kit, before: dict[str, str], empty: list[str]) -> None
 def look_inside_folder(kit: Kit, path: str) -> dict[str, dict]:
     """The project's data folder when it lies outside the project's folder."""
     mounts: list[Mount] = [("bind", path, "/v/0", True)]
-    out = kit.runner(helper_args(kit.image, mounts, FIND_SCRIPT), reads=True)
+    out = kit.runner(helper_args(kit.image, mounts, FIND_SCRIPT, looks=True), reads=True)
     for line in out.stdout.decode(errors="replace").splitlines():
         parsed = parse_line(line)
         if parsed and parsed[0] == "0":

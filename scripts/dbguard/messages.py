@@ -159,7 +159,8 @@ def volume_table(volumes: Sequence, indent: str = "  ") -> list[str]:
             data = f"tables: {human_size(v.user_bytes)}" if v.has_user_data else "no tables"
         else:
             data = "empty" if not v.entries else "no cluster"
-        used = ", ".join([f"{c.name} ({c.state})" for c in v.used_by if not c.keeper] +
+        used = ", ".join([f"{c.name} ({c.state})" for c in v.used_by
+                          if not c.keeper and not c.looking] +
                          (["protected"] if v.keepers else [])) or "-"
         rows.append((v.label, local_time(v.created) if v.exists and v.created else
                      ("(missing)" if not v.exists else "-"),

@@ -103,6 +103,7 @@ def is_kit_snapshot_name(name: str) -> bool:
 
 INCOMPLETE_MARKER = ".dbguard-incomplete"   # in a volume or folder while its copy is unfinished
 LABEL_HELPER = "dbguard.helper"             # every throwaway container of the kit
+HELPER_LOOKS = "look"                       # its value on a helper that only reads (else 1)
 LABEL_OWNER = "dbguard.project"             # the Compose project a helper works for
 LABEL_KEEPER = "dbguard.keeper"             # on a keeper container: the volume it protects
 LABEL_UPGRADE_OF = "dbguard.upgrade-of"     # on the volume that keeps an upgraded old cluster

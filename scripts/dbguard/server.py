@@ -40,6 +40,7 @@ class Server:
     password: str = ""         # used only when the container's socket asks for one
     command: str = "dbguard"   # which kit command's sessions these are (application_name)
     ask_password: bool = False  # learnt on the first refusal
+    _version: tuple[str, int] | None = None  # asked once: a server does not change major
 
     def rows(self, query: str, db: str, /, **variables: object) -> list[dict]:
         """The rows of one SELECT, as dicts (through JSON: any name or value survives)."""
@@ -58,6 +59,16 @@ class Server:
     def read(self, script: str, db: str, /, **variables: object) -> str:
         """A script that only reads; its output."""
         return self._psql(script, db, variables, reads=True)
+
+    def version(self, db: str = "") -> tuple[str, int]:
+        """The server's version as it reports it ('17.2 (Debian 17.2-1)') and as a number
+        (170002); one question per server, asked through the maintenance database of `db`."""
+        if self._version is None:
+            row = self.rows("SELECT current_setting('server_version') AS v, "
+                            "current_setting('server_version_num')::int AS n",
+                            self.maintenance(db))[0]
+            self._version = (row["v"], int(row["n"]))
+        return self._version
 
     def maintenance(self, db: str) -> str:
         return maintenance_database(db)

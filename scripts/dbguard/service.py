@@ -114,10 +114,18 @@ def leftover_helpers(kit: Kit) -> list[Container]:
             if c.helper and c.owner == kit.project.name]
 
 
+def unowned_leftovers(containers: Iterable[Container]) -> list[Container]:
+    """Of the containers using a volume, the helpers an older version of the kit left (they
+    carry no owner). Another project's helpers are its own, and a helper that only looks (a
+    scan of db-info or db-find in another terminal or project) is at work, not left over."""
+    return [c for c in containers if c.helper and not c.owner and not c.looking]
+
+
 def remove_leftover_helpers(kit: Kit, also: Iterable[Container] = ()) -> None:
-    """Removes them (and helpers without an owner, from older versions of the kit, that use one
-    of the volumes in `also`), so none keeps writing while a volume is worked on again."""
-    leftovers = {c.id: c for c in [*leftover_helpers(kit), *(c for c in also if c.helper)]}
+    """Removes them (and the unowned leftovers among the containers in `also`, the users of
+    the volumes about to be worked on), so none keeps writing while a volume is worked on
+    again."""
+    leftovers = {c.id: c for c in [*leftover_helpers(kit), *unowned_leftovers(also)]}
     if leftovers:
         info("removing leftover dbguard helper containers of an interrupted run: "
              + ", ".join(c.name for c in leftovers.values()))

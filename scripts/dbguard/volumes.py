@@ -294,7 +294,7 @@ def inspect_contents(runner: Runner, image: ImageInfo, stores: list[tuple[str, b
                            for i, (name, is_volume) in enumerate(stores)]
     if project_dir.is_dir():
         mounts.append(("bind", str(project_dir), "/p", True))
-    out = runner(helper_args(image, mounts, INSPECT_SCRIPT, where), reads=True)
+    out = runner(helper_args(image, mounts, INSPECT_SCRIPT, where, looks=True), reads=True)
     facts, searched = {}, set()
     for line in out.stdout.decode(errors="replace").splitlines():
         parts = line.split("\t")

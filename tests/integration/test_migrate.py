@@ -153,6 +153,31 @@ def test_refusals_name_the_reason_and_change_nothing(make_kit, token):
     assert "Set the image to 14, copy, then `make db-upgrade`" in last_error(r)
 
 
+def test_a_scan_at_work_is_left_alone_and_an_old_kits_leftover_is_removed(make_kit, token):
+    """A helper that only looks (db-info or db-find in another terminal or project: every
+    volume mounted read-only for a moment) is at work, not left over: db-info does not list it
+    as a user, and a migrate neither names nor removes it. An older kit's helper (no owner)
+    on the source is named in the plan and removed."""
+    source, rows = orphan_volume(make_kit, "old" + token)
+    kit = make_kit()
+    sleeper(kit, f"{token}-looks", source, "dbguard.helper=look")
+    sleeper(kit, f"{token}-old", source, "dbguard.helper=1")
+    info = kit.script("db_info")
+    row = next(line for line in info.stdout.splitlines() if line.strip().startswith(source))
+    assert f"{token}-looks" not in row and f"{token}-old (running)" in row, row
+    code, out = kit.tty("db_migrate_volume", answer="y")
+    assert code == 0, out
+    assert f"{token}-old (dbguard helpers left by an interrupted run)" in out, out
+    assert f"{token}-looks" not in out, out
+
+    def running(name: str) -> bool:
+        return docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip() != ""
+    assert running(f"{token}-looks"), "the scan at work was left alone"
+    assert not running(f"{token}-old"), "the old kit's leftover was removed"
+    assert kit.fingerprint() == rows
+    docker("rm", "-f", "-v", f"{token}-looks")
+
+
 def test_a_target_with_data_is_snapshotted_and_undo_puts_it_back(make_kit, token):
     source, old_rows = orphan_volume(make_kit, "old" + token)
     kit = make_kit()

@@ -197,9 +197,7 @@ class World(RecordingRunner):
                                 "open": d["open"], "note": d["note"]}
                                for d in self.databases if "_dbguard_snap_" in d["name"]])
         if "server_version_num" in script:
-            return '[{"v": 150010}]'
-        if "current_setting('server_version')" in script:
-            return '[{"v": "15.10"}]'
+            return '[{"v": "15.10", "n": 150010}]'
         if "pg_stat_user_tables" in script:
             return '[{"name": "public.pages", "rows": 300}]'
         if "count(*) AS n" in script:

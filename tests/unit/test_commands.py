@@ -46,9 +46,9 @@ def no_password_in_any_argv(kit: Kit) -> None:
 
 
 def container(cid: str, state: str = "running", project: str = "sumplatform",
-              helper: bool = False, owner: str = "") -> Container:
+              helper: bool = False, owner: str = "", looking: bool = False) -> Container:
     return Container(cid, f"{project}-{cid}", state, "", "", project, "db", [], "", helper,
-                     owner)
+                     owner, "", looking)
 
 
 def server(kit: Kit) -> Server:
@@ -424,13 +424,28 @@ def test_only_running_containers_are_stopped_and_only_this_projects_helpers_remo
                           container("paused", state="paused")])
     ps = "\n".join([ps_line("h1", "x", helper="1", owner="sumplatform", project=""),
                     ps_line("h2", "y", helper="1", owner="shop", project=""),
+                    ps_line("h3", "z", helper="look", project=""),
                     ps_line("app", "sumplatform-db-1")])
     kit.runner.answer(["docker", "ps"], stdout=ps.encode())
     old = container("h0", project="", helper=True)  # an older kit's, on one of our volumes
-    remove_leftover_helpers(kit, [old, container("app")])
+    # On our volumes too: another project's helper, and a scan at work (db-info or db-find of
+    # another terminal or project, every mount read-only), which is not a leftover.
+    theirs = container("h2", project="", helper=True, owner="shop")
+    looks = container("h3", project="", helper=True, looking=True)
+    remove_leftover_helpers(kit, [old, theirs, looks, container("app")])
     assert kit.runner.recorded[0] == ["docker", "stop", "run", "paused"]
     assert kit.runner.recorded[-1] == ["docker", "rm", "-f", "-v", "h1", "h0"], \
-        "another project's helper (h2) is not ours to touch"
+        "another project's helper (h2) and a scan at work (h3) are not ours to touch"
+
+
+def test_a_helper_that_only_looks_is_labelled_so_and_mounts_nothing_writable():
+    from dbguard.docker import ImageInfo, helper_args
+    image = ImageInfo("postgres:17", True, 17, "/var/lib/postgresql/data", ())
+    ro, rw = ("volume", "app_pgdata", "/v/0", True), ("volume", "app_pgdata", "/v/0", False)
+    assert "dbguard.helper=look" in helper_args(image, [ro], "true", looks=True)
+    assert "dbguard.helper=1" in helper_args(image, [rw], "true")
+    with pytest.raises(ValueError):
+        helper_args(image, [ro, rw], "true", looks=True)
 
 
 LABELS = ["--label", "com.docker.compose.project=sumplatform", "--label",

@@ -27,7 +27,7 @@ from ..layout import layout_problem
 from ..messages import human_size, info, plural, success, timing, warning
 from ..protect import protect
 from ..service import (RUNNING_STATES, name_holder, remove_leftover_helpers, start_service,
-                       stop_containers)
+                       stop_containers, unowned_leftovers)
 from ..snapshots import snapshot_path, snapshot_volume
 from ..volumes import Volume, effective_pgdata, pgdata_in_volume
 from ..destructive.replace_volume import (copy_verified, ensure_volume, fill_from_snapshot,
@@ -131,7 +131,9 @@ def plan(kit: Kit, args, ctx=None) -> Plan:
         lines.append(("snapshot", "none (the target holds only an unfinished copy)"))
     if stops:
         lines.append(("stops", ", ".join(f"{c.name} ({c.state})" for c in stops)))
-    leftovers = {c.name for v in (source, target) for c in v.used_by if c.helper}
+    users = [c for v in (source, target) for c in v.used_by]
+    leftovers = {c.name for c in unowned_leftovers(users)} | {
+        c.name for c in users if c.helper and c.owner == kit.project.name}
     if leftovers:
         lines.append(("removes", ", ".join(sorted(leftovers))
                       + " (dbguard helpers left by an interrupted run)"))

@@ -214,10 +214,7 @@ def force(server: Server) -> str:
 
 
 def server_major(server: Server) -> int:
-    if not getattr(server, "_major", None):
-        num = server.value("SELECT current_setting('server_version_num')::int AS v", "postgres")
-        server._major = int(num) // 10000
-    return server._major
+    return server.version()[1] // 10000
 
 
 def create_from(server: Server, template: str, new: str, comment: str,
