@@ -107,6 +107,7 @@ HELPER_LOOKS = "look"                       # its value on a helper that only re
 LABEL_OWNER = "dbguard.project"             # the Compose project a helper works for
 LABEL_KEEPER = "dbguard.keeper"             # on a keeper container: the volume it protects
 LABEL_UPGRADE_OF = "dbguard.upgrade-of"     # on the volume that keeps an upgraded old cluster
+LABEL_SOCKET_OF = "dbguard.socket-of"       # on db-upgrade's socket volumes: the project
 LABEL_UPGRADE_MAJOR = "dbguard.pg-major"
 # Docker Compose's own labels.
 LABEL_PROJECT = "com.docker.compose.project"

@@ -5,8 +5,9 @@ with the new major's pg_dumpall, loading it, and the facts compared before and a
 
 Both servers run in throwaway containers with no network at all, so no application can reach
 either while it works: a half-loaded cluster is never served. The old server's socket is in an
-anonymous volume that the dump container shares (--volumes-from) and that goes with the old
-server's container. Local socket connections are trusted by the postgres image, so no
+anonymous volume that the dump container mounts and that goes with the old
+server's container; a run killed while the dump reads it can leave it behind, labelled with
+the project, for the next run to remove (destructive.recreated). Local socket connections are trusted by the postgres image, so no
 password is needed anywhere.
 """
 from __future__ import annotations
@@ -23,8 +24,8 @@ from .errors import Failure, Refusal, UsageError
 from .files import private_dir
 from .kit import Kit
 from .messages import info
-from .names import (INCOMPLETE_MARKER, LABEL_HELPER, LABEL_OWNER, LABEL_UPGRADE_OF,
-                    UPGRADE_DUMPS, server_container)
+from .names import (INCOMPLETE_MARKER, LABEL_HELPER, LABEL_OWNER, LABEL_SOCKET_OF,
+                    LABEL_UPGRADE_OF, UPGRADE_DUMPS, server_container)
 from .runner import command_failure, kill_tree
 from .server import Server
 from .streams import drain, streamed_file
@@ -100,16 +101,32 @@ def kept_volumes(kit: Kit, active: str) -> list[str]:
     return out.split()
 
 
+def uncovered(volumes: list[str] | tuple[str, ...], targets: list[str]) -> list[str]:
+    """The image's VOLUME paths that no mount target is, nor lies above (a path under a mount
+    lives in that mount, as Compose would have it)."""
+    def under(path: str, target: str) -> bool:
+        return path == target or path.startswith(target.rstrip("/") + "/")
+    return [path for path in volumes if not any(under(path, t) for t in targets)]
+
+
 def run_server(kit: Kit, purpose: str, image: str, mounts: list, env: dict,
                command: list[str], entrypoint: list[str] = ()) -> Server:
     """A throwaway PostgreSQL server: no network, labelled as the project's helper (stop_server
     removes it with its anonymous volumes, and a later run does if this one was killed).
-    `env`'s values reach it through the environment of the docker client, never argv."""
+    `env`'s values reach it through the environment of the docker client, never argv.
+    Its one anonymous volume is the socket folder, which the cluster dump mounts. A small
+    tmpfs covers every other VOLUME path of the image that `mounts`
+    leave uncovered (the old server's data folder, mounted elsewhere): Docker would otherwise
+    make an anonymous volume for it that a run killed at the wrong moment leaves behind."""
     name = server_container(purpose, kit.project.name, os.getpid())
     argv = ["docker", "run", "-d", "--name", name, "--label", f"{LABEL_HELPER}=1",
             "--label", f"{LABEL_OWNER}={kit.project.name}", "--network", "none",
             "--pull", "never", "--shm-size", "256m",
-            "--mount", f"type=volume,target={SOCKET_DIR}"]
+            "--mount", f"type=volume,target={SOCKET_DIR},"
+            f"volume-label={LABEL_SOCKET_OF}={kit.project.name}"]
+    targets = [target for _, _, target, _ in mounts]
+    for path in uncovered(inspect_image(kit.runner, image).volumes, [*targets, SOCKET_DIR]):
+        argv += ["--mount", f"type=tmpfs,target={path},tmpfs-size=65536"]
     for kind, source, target, readonly in mounts:
         argv += ["--mount", f"type={kind},source={source},target={target}"
                  + (",readonly" if readonly else "")]
@@ -172,6 +189,18 @@ def stop_server(kit: Kit, server: Server) -> None:
     kit.runner(["docker", "rm", "-f", "-v", server.container], check=False)
 
 
+def socket_volume(kit: Kit, server: Server) -> str:
+    """The anonymous volume that holds a throwaway server's socket. (--volumes-from cannot
+    share it: Docker refuses a source container that has a tmpfs mount.)"""
+    template = "{{range .Mounts}}{{if eq .Destination \"%s\"}}{{.Name}}{{end}}{{end}}"
+    name = kit.runner(["docker", "inspect", "--format", template % SOCKET_DIR,
+                       server.container], reads=True).stdout.decode().strip()
+    if not name:
+        raise Failure(f"the server {server.container} has no socket volume",
+                      "Run again; nothing was changed")
+    return name
+
+
 def dump_cluster(kit: Kit, server: Server, old_major: int) -> Path:
     """pg_dumpall of the NEW image reading the old server through the socket they share
     (roles, every database, large objects), into an owner-only file under backups/upgrades/,
@@ -180,7 +209,8 @@ def dump_cluster(kit: Kit, server: Server, old_major: int) -> Path:
     final = folder / f"{time.strftime('%Y%m%d_%H%M%S')}_pg{old_major}_cluster.sql"
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never",
             "--label", f"{LABEL_HELPER}=1", "--label", f"{LABEL_OWNER}={kit.project.name}",
-            "--volumes-from", f"{server.container}:ro",
+            "--mount", f"type=volume,source={socket_volume(kit, server)},target={SOCKET_DIR},"
+            "readonly",
             "--entrypoint", "pg_dumpall", kit.image.ref, "-h", SOCKET_DIR,
             "-U", superuser(kit)]
     with streamed_file(kit.runner, argv, final, "dumping the old cluster") as out:

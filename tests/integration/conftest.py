@@ -15,63 +15,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import (KEY, Kit, anonymous_volumes, build_test_image, copy_kit,  # noqa: E402,F401
-                     docker, networks, remove_test_objects, shown, volume_names)
+from harness import (KEY, Kit, build_test_image, copy_kit, docker,  # noqa: E402,F401
+                     remove_test_objects, shown, volume_names)
 
 REQUIRE = os.environ.get("DBGUARD_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
-# Counted where the reports arrive: in the one process, or in xdist's controller (workers send
-# theirs there), never in a worker, which sees only its share.
-_seen = {"integration": 0, "passed": 0}
-
-
-def pytest_runtest_logreport(report):
-    if "integration" not in report.nodeid or os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    if report.when == "setup":
-        _seen["integration"] += 1
-    if report.when == "call" and report.passed:
-        _seen["passed"] += 1
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    if REQUIRE and _seen["integration"] and not _seen["passed"] and exitstatus == 0:
-        print("\nERROR: the Docker tier is required but no integration test passed",
-              file=sys.stderr)
-        session.exitstatus = 1
-    # A container removed without -v leaves its anonymous volumes on the machine: the tests
-    # must leave nothing behind, as they ask of the kit. (The count at the start is taken by
-    # tests/conftest.py, which is loaded before the session starts; this file is not.)
-    # Only dangling ones count: a volume a running container still uses belongs to that
-    # container (the reliability suite or a benchmark may be running beside the tests).
-    start = getattr(session.config, "dbguard_anonymous_volumes", None)
-    left = anonymous_volumes() - start if start is not None else set()
-    if left:
-        dangling = set(docker("volume", "ls", "-q", "--filter", "dangling=true",
-                              check=False).stdout.split())
-        left &= dangling
-    if REQUIRE and _seen["integration"] and left and exitstatus == 0:
-        print(f"\nERROR: the tests left {len(left)} anonymous volume(s): "
-              f"{', '.join(sorted(v[:12] for v in left))}; remove them with "
-              "`docker volume rm <name>`", file=sys.stderr)
-        session.exitstatus = 1
-    # Docker has about 30 address pools for networks: a suite that leaves one per run stops
-    # every later run on the machine from creating any.
-    # The networks of the other suites' projects (dbgr..., the reliability suite; dbgb..., the
-    # benchmark), which may run on the same engine meanwhile, are theirs to remove.
-    start = getattr(session.config, "dbguard_networks", None)
-    left = networks() - start if start is not None else set()
-    if left:
-        named = docker("network", "inspect", "--format", "{{.Id}} {{.Name}}", *left,
-                       check=False).stdout.split("\n")
-        left = {line.split()[0] for line in named if line.strip()
-                and not line.split()[1].startswith(("dbgr", "dbgb"))}
-    if REQUIRE and _seen["integration"] and left and exitstatus == 0:
-        names = docker("network", "inspect", "--format", "{{.Name}}", *left, check=False).stdout
-        print(f"\nERROR: the tests left {len(left)} network(s): {', '.join(names.split())}; "
-              "remove them with `docker network rm <name>`", file=sys.stderr)
-        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

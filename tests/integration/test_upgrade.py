@@ -60,10 +60,16 @@ def test_15_to_17_every_row_equal_then_db_up_and_info_clean(make_kit, image, ima
     r = kit.make("db-upgrade", f"OLD_IMAGE={image}", "DRY_RUN=1")
     assert r.returncode == 0 and "dry run: nothing was changed" in r.stderr, shown(r)
     assert info(kit)["volumes"][0]["pg_version"] == "15", "a dry run changes nothing"
+    # A socket volume a killed run left (labelled with the project, no container on it) goes;
+    # another project's stays.
+    mine, theirs = f"{kit.token}-left-socket", f"{kit.token}-their-socket"
+    docker("volume", "create", "--label", f"dbguard.socket-of={kit.project}", mine)
+    docker("volume", "create", "--label", f"dbguard.socket-of=x{kit.project}", theirs)
     r = kit.make("db-upgrade", f"OLD_IMAGE={image}", "YES=1")
     assert r.returncode == 0, shown(r)
     assert "runs PostgreSQL 17: databases analytics, postgres, sum_db; 3 tables, every row " \
         "equal" in r.stderr, shown(r)
+    assert mine not in volume_names() and theirs in volume_names()
     kept = f"{kit.volume}_pg15_"
     assert any(v.startswith(kept) for v in volume_names()), "the old cluster is kept"
     assert f"docker volume rm {kept}" in r.stderr

@@ -34,8 +34,13 @@ fi
 if ! command -v debootstrap >/dev/null; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "installing debootstrap" >&2
-		apt-get update -qq >&2
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+		# tests/run.py builds the three majors at once: one apt at a time.
+		exec 9>/tmp/dbguard-apt.lock && flock 9
+		if ! command -v debootstrap >/dev/null; then
+			apt-get update -qq >&2
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+		fi
+		exec 9>&-
 	else
 		echo "ERROR: debootstrap is missing; install it (apt-get install debootstrap) and run again" >&2
 		exit 1

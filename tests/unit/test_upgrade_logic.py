@@ -7,7 +7,7 @@ from dbguard.db_snapshots import check_name, check_new_name
 from dbguard.errors import UsageError
 from dbguard.names import snapshot_database as database_of
 from dbguard.upgrade import (INTERNAL_OPTION, derive_old_image, fact_differences, moved_mount,
-                             quoted_role)
+                             quoted_role, uncovered)
 
 
 @pytest.mark.parametrize("ref, expected", [
@@ -20,6 +20,24 @@ from dbguard.upgrade import (INTERNAL_OPTION, derive_old_image, fact_differences
 ])
 def test_the_old_image_is_derived_only_from_the_official_naming(ref, expected):
     assert derive_old_image(ref, 15) == expected
+
+
+@pytest.mark.parametrize("volumes, targets, expected", [
+    # the old server: its data is mounted elsewhere, so the image's data path needs a cover
+    (("/var/lib/postgresql/data",), ["/dbguard/old", "/var/run/postgresql"],
+     ["/var/lib/postgresql/data"]),
+    # the new server on the volume's own path: nothing to cover
+    (("/var/lib/postgresql/data",), ["/var/lib/postgresql/data", "/var/run/postgresql"], []),
+    # 18's VOLUME above an older layout's mount: covered; the data lies in the mount
+    (("/var/lib/postgresql",), ["/var/lib/postgresql/data"], ["/var/lib/postgresql"]),
+    # a VOLUME path under a mount lives in that mount, as under Compose
+    (("/var/lib/postgresql/data",), ["/var/lib/postgresql/"], []),
+    # a sibling that only shares a prefix is not under it
+    (("/var/lib/postgresql/data2",), ["/var/lib/postgresql/data"], ["/var/lib/postgresql/data2"]),
+])
+def test_a_throwaway_server_covers_exactly_the_image_volumes_its_mounts_leave_open(
+        volumes, targets, expected):
+    assert uncovered(volumes, targets) == expected
 
 
 def test_the_mount_moves_on_exactly_one_short_syntax_line_and_nothing_else_changes():

@@ -23,6 +23,7 @@ import dataclasses
 import time
 
 from ..compose import load_project
+from ..destructive.recreated import remove_dangling_sockets
 from ..destructive.replace_volume import copy_verified, empty, remove_volume, unmark
 from ..errors import Failure
 from ..files import atomic_write, private_dir
@@ -171,6 +172,7 @@ def run(kit: Kit, plan: Plan, op: Operation) -> None:
     started = time.monotonic()
     active: Volume = d["active"]
     remove_leftover_helpers(kit, active.used_by)
+    remove_dangling_sockets(kit)
     for name in d["unfinished"]:
         remove_volume(kit, Volume(name))
     op.step("stop")
