@@ -90,36 +90,58 @@ class Compose:
     runner: Runner
     settings: Settings
     command: tuple[str, ...]
-    version: str
+    v2: bool = True  # Compose v2's behaviour (the plugin, or a docker-compose of version 2)
+    version: str = ""  # "" until asked (shown_version)
     project_name: str | None = None
+    # The project's configuration as the detecting call read it (model, v2's project name).
+    model: tuple[dict, str | None] | None = dataclasses.field(default=None, compare=False,
+                                                               repr=False)
 
     @classmethod
     def detect(cls, runner: Runner, settings: Settings) -> Compose:
-        """The Compose that DBGUARD_COMPOSE asks for (auto: v2, else v1), and its version."""
+        """The Compose that DBGUARD_COMPOSE asks for (auto: v2, else v1). The call that
+        finds it is the one every command makes first anyway, reading the configuration:
+        no separate `version` call (a Compose start costs about a tenth of a second of CPU
+        under v2, half a second under v1)."""
         require_compose_files(settings)
         order = {"auto": ("v2", "v1"), "v2": ("v2",), "v1": ("v1",)}[settings.compose_flavor]
         commands = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
         for flavor in order:
+            compose = cls(runner, settings, commands[flavor])
             try:
-                result = runner([*commands[flavor], "version", "--short"], check=False,
-                                reads=True)
-            except Failure:
+                if flavor == "v1":  # docker-compose: v1, or v2's binary installed standalone
+                    version = runner([*compose.command, "version", "--short"], check=False,
+                                     reads=True).stdout.decode().strip().lstrip("v")
+                    if not version:
+                        continue
+                    compose = dataclasses.replace(compose, v2=not version.startswith("1."),
+                                                  version=version)
+                result = compose.runner(compose.args(*compose.config_args()), check=False,
+                                        reads=True)
+            except Failure:  # not installed
                 continue
-            if result.returncode == 0 and result.stdout.strip():
-                return cls(runner, settings, commands[flavor],
-                           result.stdout.decode().strip().lstrip("v"))
+            if result.returncode != 0 and flavor == "v2" and runner(
+                    [*compose.command, "version", "--short"], check=False,
+                    reads=True).returncode != 0:
+                continue  # no compose plugin (the docker CLI's own usage error, above)
+            if result.returncode != 0:
+                raise command_failure([*compose.command, "config"], result.stderr)
+            return dataclasses.replace(compose, model=compose.parse_config(result.stdout))
         tried = " and ".join(f"`{' '.join(commands[f])}`" for f in order)
         raise Failure(f"no Docker Compose found (tried {tried})",
                       "Install the Compose plugin (or docker-compose), or set DBGUARD_COMPOSE "
                       "in .env")
 
+    def shown_version(self) -> str:
+        """Compose's own version, asked only when shown (db-info)."""
+        if self.version:
+            return self.version
+        result = self.runner([*self.command, "version", "--short"], check=False, reads=True)
+        return result.stdout.decode().strip().lstrip("v") if result.returncode == 0 else ""
+
     def for_project(self, name: str) -> Compose:
         """The same Compose with `-p name` on every call from now on."""
         return dataclasses.replace(self, project_name=name)
-
-    @property
-    def v2(self) -> bool:
-        return not self.version.startswith("1.")
 
     def args(self, *rest: str) -> list[str]:
         """Compose finds its files and reads the project's .env itself, as it does for plain
@@ -141,12 +163,21 @@ class Compose:
             raise command_failure([*self.command, rest[0]], result.stderr)
         return result
 
-    def config(self) -> tuple[dict, str | None]:
-        """The resolved compose model in v2's JSON shape, and the project name v2 resolved."""
+    def config_args(self) -> tuple[str, ...]:
+        return ("config", "--format", "json") if self.v2 else ("config",)
+
+    def parse_config(self, out: bytes) -> tuple[dict, str | None]:
         if self.v2:
-            data = json.loads(self("config", "--format", "json", reads=True).stdout)
+            data = json.loads(out)
             return data, data.get("name")
-        return v1_model(parse_yaml(self("config", reads=True).stdout.decode())), None
+        return v1_model(parse_yaml(out.decode())), None
+
+    def config(self) -> tuple[dict, str | None]:
+        """The resolved compose model in v2's JSON shape, and the project name v2 resolved
+        (read once: by the call that detected Compose, if it was that one)."""
+        if self.model is not None:
+            return self.model
+        return self.parse_config(self(*self.config_args(), reads=True).stdout)
 
 
 def load_project(compose: Compose) -> Project:

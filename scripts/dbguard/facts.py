@@ -69,7 +69,7 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
         repo += other_clones(s.project_dir, repo, dirs)
         notes += checkout_notes(repo, p.name)
     facts = {
-        "compose": {"command": kit.compose.command, "version": kit.compose.version,
+        "compose": {"command": kit.compose.command, "version": kit.compose.shown_version(),
                     "flavor": "v2" if kit.compose.v2 else "v1",
                     "files": [str(f) for f in s.compose_files]},
         "project": {"name": p.name, "source": p.name_source, "locked": p.locked,

@@ -373,8 +373,9 @@ def plan_lock(plan: Plan, runner, files: list[Path]) -> tuple | None:
     flavor = "v2" if "v2" in composes else "v1"
     version = runner([*composes[flavor], "version", "--short"], reads=True).stdout.decode()
     try:
+        version = version.strip().lstrip("v")
         project = load_project(Compose(runner, settings, composes[flavor],
-                                       version.strip().lstrip("v")))
+                                       v2=not version.startswith("1."), version=version))
     except Failure as exc:
         plan.refusals.append(f"Compose cannot read {files[0].name}: {exc.message}")
         return None

@@ -20,7 +20,7 @@ from .errors import Failure, Refusal, UsageError
 from .files import folder_failure, private_dir
 from .journal import Journal
 from .names import LOCK_FILE
-from .runner import Runner, command_failure
+from .runner import Runner
 from .server import Server
 from .settings import KIT_ROOT, Settings, load_settings
 from .volumes import Volume, find_volumes
@@ -127,10 +127,8 @@ def open_kit(args: argparse.Namespace, root: Path = KIT_ROOT, command: str = "db
     require_compose_files(settings)
     runner = Runner(settings.project_dir, verbose=getattr(args, "verbose", False),
                     dry_run=getattr(args, "dry_run", False))
-    ping = runner(["docker", "version", "--format", "{{.Server.Version}}"], check=False,
-                  reads=True)
-    if ping.returncode != 0:
-        raise command_failure(["docker", "version"], ping.stderr)
+    # No ping of the daemon first: reading the configuration needs none, and the image's
+    # inspection, which follows, names a daemon that cannot be reached.
     compose = Compose.detect(runner, settings)
     project = load_project(compose)
     image = inspect_image(runner, project.image)

@@ -123,12 +123,15 @@ def test_postgres_18_mount_path_is_explained_not_crash_looped(kit):
 
 @pytest.mark.parametrize("flavor", ["v2"])  # the wait is the kit's own, not Compose's
 def test_a_server_that_never_gets_healthy_fails_with_its_log(kit):
-    """The health check always fails. The server is started first and the test waits until
-    its log says it is ready (a condition, not a time); then db-up, given 3 s, finds the
-    service running but never healthy and fails with the timeout and that log."""
+    """The server listens on its socket only (never over TCP) and the health check always
+    fails. The server is started first and the test waits until its log says it is ready (a
+    condition, not a time); then db-up, given 3 s, finds the service running but never
+    answering and fails with the timeout and that log."""
     compose = kit.root / "docker-compose.yml"
     compose.write_text(compose.read_text().replace(
-        '"pg_isready -h 127.0.0.1', '"echo never >&2; exit 1; pg_isready -h 127.0.0.1'))
+        '"pg_isready -h 127.0.0.1', '"echo never >&2; exit 1; pg_isready -h 127.0.0.1').replace(
+        "    healthcheck:\n", '    command: ["postgres", "-c", "listen_addresses="]\n'
+        "    healthcheck:\n"))
     kit.compose("up", "-d", "db")
     service = kit.compose("ps", "-q", "db").stdout.strip()
     deadline = time.monotonic() + 600  # a bound for a server that never starts, nothing else
@@ -141,6 +144,22 @@ def test_a_server_that_never_gets_healthy_fails_with_its_log(kit):
     assert "did not become healthy within 3s (state: running, health: " in r.stderr, shown(r)
     assert "  | " in r.stderr and "ready to accept connections" in r.stderr, "its log is shown"
     assert kit.compose("ps", "-q", "db").stdout.strip() == service, "the same container"
+
+
+@pytest.mark.parametrize("flavor", ["v2"])  # the wait is the kit's own, not Compose's
+def test_db_up_returns_once_the_server_answers_not_after_dockers_first_check(kit):
+    """The health check's interval is an hour: Docker has run no check yet when db-up returns
+    (the health is still "starting"), and the server answers. And the kit's own compose file
+    checks every 5 seconds, not every half second (each check is a process all day long)."""
+    compose = kit.root / "docker-compose.yml"
+    assert "      interval: 5s\n" in compose.read_text()
+    compose.write_text(compose.read_text().replace("interval: 5s", "interval: 1h"))
+    r = kit.script("db_up")
+    assert r.returncode == 0, shown(r)
+    service = kit.compose("ps", "-q", "db").stdout.strip()
+    assert docker("inspect", "--format", "{{.State.Health.Status}}", service
+                  ).stdout.strip() == "starting"
+    assert kit.sql("SELECT 1") == [(1,)]
 
 
 def test_a_server_that_exits_while_starting_fails_with_its_log(kit):

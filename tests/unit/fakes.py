@@ -96,7 +96,8 @@ def make_kit(tmp_path: Path, runner: Runner | None = None, major: int = 15, **ch
     (tmp_path / "docker-compose.yml").write_text("services: {}\n")
     settings = load_settings(tmp_path, environ={})
     runner = runner or RecordingRunner(tmp_path)
-    compose = Compose(runner, settings, ("docker", "compose"), "2.40.3", "sumplatform")
+    compose = Compose(runner, settings, ("docker", "compose"), version="2.40.3",
+                      project_name="sumplatform")
     return Kit(settings, runner, compose, project(tmp_path, **changes),
                ImageInfo(f"postgres:{major}", True, major,
                          "/var/lib/postgresql/data" if major < 18 else

@@ -210,3 +210,51 @@ def test_the_services_environment_is_kept_for_the_credentials_but_never_shown():
     p = load(model({"db": pg(environment={"POSTGRES_PASSWORD": "s3cret-pw",
                                           "POSTGRES_USER": "shop"})}))
     assert p.environment["POSTGRES_USER"] == "shop" and "s3cret-pw" not in repr(p)
+
+
+def detect(tmp_path, flavor: str, *answers):
+    from dbguard.compose import Compose
+    from dbguard.settings import load_settings
+    from fakes import RecordingRunner
+    (tmp_path / ".env").write_text(f"DBGUARD_COMPOSE={flavor}\n")
+    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
+    runner = RecordingRunner(tmp_path)
+    for prefix, reply in answers:
+        runner.answer(prefix, **reply)
+    return Compose.detect(runner, load_settings(tmp_path, environ={})), runner.recorded
+
+
+V2_CONFIG = (["docker", "compose"], {"stdout": b'{"name": "proj", "services": {}}'})
+
+
+def test_with_the_compose_plugin_the_configuration_read_is_the_only_call(tmp_path):
+    compose, calls = detect(tmp_path, "auto", V2_CONFIG)
+    assert [c[:2] + c[-3:] for c in calls] == [
+        ["docker", "compose", "config", "--format", "json"]]
+    assert compose.v2 and compose.config() == ({"name": "proj", "services": {}}, "proj")
+    assert len(calls) == 1, "the model is read once: by the call that found Compose"
+
+
+def test_without_the_plugin_auto_falls_back_to_docker_compose_and_asks_its_version(tmp_path):
+    usage = {"returncode": 125, "stderr": b"unknown flag: --project-directory"}
+    compose, calls = detect(
+        tmp_path, "auto", (["docker", "compose"], usage),
+        (["docker-compose", "version"], {"stdout": b"1.29.2\n"}),
+        (["docker-compose"], {"stdout": b"services: {}\n"}))
+    assert [c[0:2] if c[0] == "docker" else c[0:1] + c[-1:] for c in calls] == [
+        ["docker", "compose"], ["docker", "compose"], ["docker-compose", "--short"],
+        ["docker-compose", "config"]]
+    assert compose.command == ("docker-compose",) and not compose.v2
+    assert compose.version == "1.29.2"
+
+
+def test_a_docker_compose_of_version_2_installed_standalone_is_v2(tmp_path):
+    compose, _ = detect(tmp_path, "v1", (["docker-compose", "version"], {"stdout": b"v2.40.3"}),
+                        (["docker-compose"], {"stdout": b'{"name": "p", "services": {}}'}))
+    assert compose.v2 and compose.command == ("docker-compose",)
+
+
+def test_a_configuration_the_plugin_refuses_is_its_error_not_a_missing_compose(tmp_path):
+    with pytest.raises(Failure, match="docker compose config` failed"):
+        detect(tmp_path, "auto", (["docker", "compose", "version"], {"stdout": b"2.40.3"}),
+               (["docker", "compose"], {"returncode": 1, "stderr": b"services.db.image: bad"}))

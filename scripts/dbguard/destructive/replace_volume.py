@@ -85,7 +85,7 @@ def ensure_volume(kit: Kit, volume: Volume) -> None:
         Path(volume.name).mkdir(parents=True, exist_ok=True)
         return
     labels = ["--label", f"{LABEL_PROJECT}={p.name}", "--label", f"{LABEL_VOLUME}={p.volume_key}",
-              "--label", f"{LABEL_VERSION}={kit.compose.version}"]
+              "--label", f"{LABEL_VERSION}={kit.compose.shown_version()}"]
     if p.external:
         return
     if volume.exists:
