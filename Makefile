@@ -15,7 +15,7 @@ include dbguard.mk
 FLAGS := DEST FOLDER PREFIX TAKEOVER COMPOSE_FILE SIZE_MB MAJOR QUICK
 unexport $(FLAGS)
 
-.PHONY: help kit-install test test-unit bench reliability .deps-dev
+.PHONY: help kit-install test test-unit bench bench-idle reliability .deps-dev
 
 help: ## Show the targets and what they do
 	@$(MAKE) --no-print-directory -s dbguard-help
@@ -32,6 +32,9 @@ test-unit: .deps-dev ## Run the tests that need no Docker
 
 bench: .deps-dev ## Time the data targets against the raw commands at >= 1 GB; writes docs/benchmarks.md (MAJOR=15 SIZE_MB=1100)
 	@$(PY) tests/bench.py $(call dbguard_arg,MAJOR,--major) $(call dbguard_arg,SIZE_MB,--size-mb)
+
+bench-idle: .deps-dev ## What the running database costs while nobody uses it (its health check); writes docs/performance.md
+	@$(PY) tests/bench_idle.py
 
 reliability: .deps-dev ## Run the fault trials; writes docs/reliability.md (QUICK=1: 3 runs each, no file)
 	@$(PY) tests/reliability.py $(call dbguard_on,QUICK,--quick)

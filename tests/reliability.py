@@ -12,8 +12,8 @@ destructive commands at once. Then it checks from outside what the kit promises:
   leaked             times the password appeared in any output (also with -v and JSON) or,
                      sampled while dumps, restores and copies ran, in any process's argv
   leftovers          debris after the next, unbroken run: partial files, scratch databases,
-                     copies in the container, helper containers, operations the journal
-                     still has open
+                     copies in the container, helper containers, db-upgrade's socket
+                     volumes, operations the journal still has open
   closed/partial     right after the next command a user types (db-up): a database left
                      closed, or a server running on a volume whose copy the journal says is
                      unfinished
@@ -183,6 +183,9 @@ class Suite(ServerTrials):
             "ps", "-aq", "--filter", "label=dbguard.helper=1", "--filter",
             f"label=dbguard.project={kit.project}").stdout.split())
         found["open journal entry"] = len(self.open_operations(kit))
+        found["upgrade socket volume"] = len(docker(
+            "volume", "ls", "-q", "--filter",
+            f"label=dbguard.socket-of={kit.project}").stdout.split())
         try:
             dbs = dict(kit.sql("SELECT datname, datallowconn FROM pg_database", "postgres"))
             found["scratch or trash database"] = sum(

@@ -47,7 +47,7 @@ SETTINGS_KEYS: dict[str, tuple[str | None, str]] = {
     "COMPOSE_FILE": (None, "compose file(s), ':'-separated; default: Compose's own choice"),
     "DBGUARD_SERVICE": ("", "database service; empty: found in the compose file"),
     "DBGUARD_COMPOSE": ("auto", "auto, v2 (docker compose) or v1 (docker-compose)"),
-    "DBGUARD_UP_TIMEOUT": ("90", "seconds db-up waits for the server to become healthy"),
+    "DBGUARD_UP_TIMEOUT": ("90", "seconds db-up waits for the server to answer"),
     "DBGUARD_BACKUP_DIR": ("backups", "where dumps and volume snapshots go"),
     "DBGUARD_BACKUP_KEEP": ("10", "how many dumps db-prune keeps by default"),
     "DBGUARD_BACKUP_MAX_AGE_DAYS": ("7", "db-info flags a newest dump older than this; 0: off"),

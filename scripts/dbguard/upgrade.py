@@ -109,6 +109,12 @@ def uncovered(volumes: list[str] | tuple[str, ...], targets: list[str]) -> list[
     return [path for path in volumes if not any(under(path, t) for t in targets)]
 
 
+def tmpfs_covers(volumes: list[str] | tuple[str, ...], targets: list[str]) -> list[str]:
+    """`--mount` options: a small tmpfs on each of the image's VOLUME paths left uncovered."""
+    return [arg for path in uncovered(volumes, targets)
+            for arg in ("--mount", f"type=tmpfs,target={path},tmpfs-size=65536")]
+
+
 def run_server(kit: Kit, purpose: str, image: str, mounts: list, env: dict,
                command: list[str], entrypoint: list[str] = ()) -> Server:
     """A throwaway PostgreSQL server: no network, labelled as the project's helper (stop_server
@@ -124,9 +130,8 @@ def run_server(kit: Kit, purpose: str, image: str, mounts: list, env: dict,
             "--pull", "never", "--shm-size", "256m",
             "--mount", f"type=volume,target={SOCKET_DIR},"
             f"volume-label={LABEL_SOCKET_OF}={kit.project.name}"]
-    targets = [target for _, _, target, _ in mounts]
-    for path in uncovered(inspect_image(kit.runner, image).volumes, [*targets, SOCKET_DIR]):
-        argv += ["--mount", f"type=tmpfs,target={path},tmpfs-size=65536"]
+    argv += tmpfs_covers(inspect_image(kit.runner, image).volumes,
+                         [*(target for _, _, target, _ in mounts), SOCKET_DIR])
     for kind, source, target, readonly in mounts:
         argv += ["--mount", f"type={kind},source={source},target={target}"
                  + (",readonly" if readonly else "")]
@@ -204,13 +209,13 @@ def socket_volume(kit: Kit, server: Server) -> str:
 def dump_cluster(kit: Kit, server: Server, old_major: int) -> Path:
     """pg_dumpall of the NEW image reading the old server through the socket they share
     (roles, every database, large objects), into an owner-only file under backups/upgrades/,
-    whole or not at all."""
+    whole or not at all. Like the servers, it makes no anonymous volume of its own."""
     folder = private_dir(private_dir(kit.settings.backup_dir) / UPGRADE_DUMPS)
     final = folder / f"{time.strftime('%Y%m%d_%H%M%S')}_pg{old_major}_cluster.sql"
     argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never",
             "--label", f"{LABEL_HELPER}=1", "--label", f"{LABEL_OWNER}={kit.project.name}",
             "--mount", f"type=volume,source={socket_volume(kit, server)},target={SOCKET_DIR},"
-            "readonly",
+            "readonly", *tmpfs_covers(kit.image.volumes, [SOCKET_DIR]),
             "--entrypoint", "pg_dumpall", kit.image.ref, "-h", SOCKET_DIR,
             "-U", superuser(kit)]
     with streamed_file(kit.runner, argv, final, "dumping the old cluster") as out:
