@@ -140,8 +140,9 @@ class Compose:
         return result.stdout.decode().strip().lstrip("v") if result.returncode == 0 else ""
 
     def for_project(self, name: str) -> Compose:
-        """The same Compose with `-p name` on every call from now on."""
-        return dataclasses.replace(self, project_name=name)
+        """The same Compose with `-p name` on every call from now on; a later read of the
+        configuration (after a command changed the compose file) asks Compose again."""
+        return dataclasses.replace(self, project_name=name, model=None)
 
     def args(self, *rest: str) -> list[str]:
         """Compose finds its files and reads the project's .env itself, as it does for plain

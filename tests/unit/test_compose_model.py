@@ -233,6 +233,8 @@ def test_with_the_compose_plugin_the_configuration_read_is_the_only_call(tmp_pat
         ["docker", "compose", "config", "--format", "json"]]
     assert compose.v2 and compose.config() == ({"name": "proj", "services": {}}, "proj")
     assert len(calls) == 1, "the model is read once: by the call that found Compose"
+    compose.for_project("proj").config()  # later reads (a compose file changed) ask again
+    assert len(calls) == 2 and calls[1][-3:] == ["config", "--format", "json"]
 
 
 def test_without_the_plugin_auto_falls_back_to_docker_compose_and_asks_its_version(tmp_path):
