@@ -119,12 +119,18 @@ def kill_in_the_server(kit, command: str, query: str) -> None:
             f"LIKE 'dbguard:{command}:%'", "postgres")
 
 
-def crash_in_the_server(kit, command: str, query: str) -> None:
+def crash_in_the_server(kit, command: str, query: str, hold: str = "") -> None:
     """The container killed the moment the command's statement runs in the server, then the
     command itself: what a crash of the machine or of the container leaves. Whatever the
     statement was doing is rolled back, and what the command had committed before it stays,
-    however fast or slow the machine. The container is started again as Docker would."""
+    however fast or slow the machine. The container is started again as Docker would.
+    `hold`: a statement the test runs first in a transaction it keeps open (in the database
+    `postgres`), so that the command's statement waits for its lock until the crash."""
     script = command.replace("-", "_")
+    holder = kit.connect("postgres") if hold else None
+    if holder:
+        holder.execute("BEGIN")
+        holder.execute(hold)
     proc = kit.popen(script, "--yes") if command != "db-snapshot" else kit.popen(script)
     running = ("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                f"'dbguard:{command}:%' AND query LIKE '{query}%'")
@@ -139,6 +145,8 @@ def crash_in_the_server(kit, command: str, query: str) -> None:
     docker("kill", container)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    if holder:
+        holder.close()  # its server is gone
     docker("start", container)
     deadline = time.monotonic() + 300
     while True:  # until the server has recovered and answers (a bound only for a hang)
@@ -158,11 +166,13 @@ def test_a_killed_snapshot_is_named_exactly_and_the_next_command_reopens_the_dat
     before = kit.fingerprint()
     count = "SELECT count(*) FROM pg_database"
     databases = kit.sql(count, "postgres")
-    crash_in_the_server(kit, "db-snapshot", "CREATE DATABASE")
-    # The crash either rolled the copy back or came just after it committed (a small database
-    # copies in a moment): both leave the database closed, and each is settled as what it is.
-    made = kit.sql(count, "postgres") != databases
-    outcome = "snapshot made; completed snapshot '" if made else "no snapshot made; reopened"
+    # The copy waits for a lock the test holds on the database (COMMENT takes one that
+    # CREATE DATABASE ... TEMPLATE waits for), so the crash always finds it unfinished with
+    # the database closed, however fast the machine copies.
+    crash_in_the_server(kit, "db-snapshot", "CREATE DATABASE",
+                        hold="COMMENT ON DATABASE sum_db IS 'held by the test'")
+    assert kit.sql(count, "postgres") == databases, "the copy was rolled back by the crash"
+    outcome = "no snapshot made; reopened"
     closed = "SELECT datallowconn FROM pg_database WHERE datname = 'sum_db'"
     assert kit.sql(closed, "postgres") == [(False,)], "the state the issue found"
     found = problems(kit)
