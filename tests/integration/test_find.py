@@ -33,9 +33,14 @@ def anonymous_cluster(kit, token: str, rows: int) -> tuple[str, dict]:
            "-e", "POSTGRES_USER=sum_user", "-e", "POSTGRES_DB=sum_db", kit.image)
     sql = (f"CREATE TABLE pages AS SELECT g AS id, md5(g::text) AS body "
            f"FROM generate_series(1, {rows}) g")
-    for _ in range(600):  # the server answers on its socket once initdb is done
-        r = docker("exec", name, "psql", "-X", "-q", "-U", "sum_user", "-d", "sum_db", "-c",
-                   sql, check=False)
+    # The image's own server is the container's first process once initialisation is done (the
+    # temporary server of initdb's time answers on the socket too, then stops).
+    final = '[ "$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null)" = 1 ]'
+    for _ in range(600):
+        r = docker("exec", name, "sh", "-c", final, check=False)
+        if r.returncode == 0:
+            r = docker("exec", name, "psql", "-X", "-q", "-U", "sum_user", "-d", "sum_db",
+                       "-c", sql, check=False)
         if r.returncode == 0:
             break
         time.sleep(0.5)
