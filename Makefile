@@ -15,7 +15,7 @@ include dbguard.mk
 FLAGS := DEST FOLDER PREFIX TAKEOVER COMPOSE_FILE SIZE_MB MAJOR QUICK
 unexport $(FLAGS)
 
-.PHONY: help kit-install test test-unit bench bench-idle reliability .deps-dev
+.PHONY: help kit-install test test-unit bench bench-idle bench-calls reliability .deps-dev
 
 help: ## Show the targets and what they do
 	@$(MAKE) --no-print-directory -s dbguard-help
@@ -35,6 +35,9 @@ bench: .deps-dev ## Time the data targets against the raw commands at >= 1 GB; w
 
 bench-idle: .deps-dev ## What the running database costs while nobody uses it (its health check); writes docs/performance.md
 	@$(PY) tests/bench_idle.py
+
+bench-calls: .deps-dev ## What db-info, db-up and db-dump cost beside the commands typed by hand; writes docs/performance.md
+	@$(PY) tests/bench_calls.py
 
 reliability: .deps-dev ## Run the fault trials; writes docs/reliability.md (QUICK=1: 3 runs each, no file)
 	@$(PY) tests/reliability.py $(call dbguard_on,QUICK,--quick)

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (KEY, ROOT, Kit, build_test_image, copy_kit, docker,  # noqa: E402
-                     volume_names)
+from harness import (KEY, ROOT, Kit, build_test_image, compose_v2_config, copy_kit,  # noqa: E402
+                     docker, volume_names)
 
 DOC = ROOT / "docs" / "benchmarks.md"
 # Wall-clock targets (kit / raw, whole commands) and work targets (CPU seconds, kit / raw).
@@ -435,7 +435,7 @@ def migrate_rows(b: Bench, kit: Kit) -> None:
     --wait db`. Before each run the active volume is gone and the data sits in the volume of
     an old project name, as after a rename."""
     source = f"old{kit.token}_{KEY}"
-    r = kit.script("db_down")
+    assert kit.script("db_down").returncode == 0
     docker("volume", "create", source)
     docker("run", "--rm", "--network", "none", "--mount", f"type=volume,source={kit.volume},"
            "target=/from,readonly", "--mount", f"type=volume,source={source},target=/to",
@@ -667,12 +667,7 @@ def main() -> int:
     image = build_test_image(args.major)
     older = {17: 15, 18: 17}.get(args.major)
     work = Path(tempfile.mkdtemp(prefix="dbguard-bench-"))
-    config = work / "docker-config"
-    import compose
-
-    (config / "cli-plugins").mkdir(parents=True)
-    (config / "cli-plugins" / "docker-compose").symlink_to(Path(compose.__file__).parent /
-                                                           "docker-compose")
+    config = compose_v2_config(work / "docker-config")
     kits = [new_kit(work, image, config)]
     try:
         section = run(kits[0], args, args.major)

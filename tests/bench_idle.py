@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import Meter, cleanup, new_kit  # noqa: E402
-from harness import ROOT, build_test_image, docker  # noqa: E402
+from harness import (ROOT, build_test_image, compose_v2_config, docker,  # noqa: E402
+                     replace_section)
 
 DOC = ROOT / "docs" / "performance.md"
 
@@ -44,12 +45,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill still cleans up
     image = build_test_image(15)
     work = Path(tempfile.mkdtemp(prefix="dbguard-bench-idle-"))
-    config = work / "docker-config"
-    import compose
-
-    (config / "cli-plugins").mkdir(parents=True)
-    (config / "cli-plugins" / "docker-compose").symlink_to(Path(compose.__file__).parent /
-                                                           "docker-compose")
+    config = compose_v2_config(work / "docker-config")
     kit = new_kit(work, image, config)
     rows = []
     try:
@@ -78,12 +74,9 @@ def main() -> int:
     section = "<!-- bench:idle -->\n" + "\n".join(table) + "\n<!-- /bench:idle -->\n"
     print(section)
     if not args.no_write:
-        text = DOC.read_text()
-        pattern = re.compile(r"<!-- bench:idle -->.*?<!-- /bench:idle -->\n?", re.S)
-        if not pattern.search(text):
+        if not replace_section(DOC, "bench:idle", section):
             print("ERROR: docs/performance.md has no bench:idle markers", file=sys.stderr)
             return 1
-        DOC.write_text(pattern.sub(lambda _: section, text))
         print(f"written to {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

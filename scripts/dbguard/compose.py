@@ -82,6 +82,9 @@ def require_compose_files(settings: Settings) -> None:
                          "relative to the folder of that .env")
 
 
+V2_YAML = re.compile(rb"^name: ", re.M)  # the first line of v2's `config` YAML
+
+
 @dataclass(frozen=True)
 class Compose:
     """Every compose call goes through `args()`, which pins the files, the project directory,
@@ -102,7 +105,8 @@ class Compose:
         """The Compose that DBGUARD_COMPOSE asks for (auto: v2, else v1). The call that
         finds it is the one every command makes first anyway, reading the configuration:
         no separate `version` call (a Compose start costs about a tenth of a second of CPU
-        under v2, half a second under v1)."""
+        under v2, half a second under v1). A `docker-compose` is told apart by what its
+        `config` prints: v2's binary installed standalone names the project first."""
         require_compose_files(settings)
         order = {"auto": ("v2", "v1"), "v2": ("v2",), "v1": ("v1",)}[settings.compose_flavor]
         commands = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
@@ -110,14 +114,14 @@ class Compose:
             compose = cls(runner, settings, commands[flavor])
             try:
                 if flavor == "v1":  # docker-compose: v1, or v2's binary installed standalone
-                    version = runner([*compose.command, "version", "--short"], check=False,
-                                     reads=True).stdout.decode().strip().lstrip("v")
-                    if not version:
-                        continue
-                    compose = dataclasses.replace(compose, v2=not version.startswith("1."),
-                                                  version=version)
+                    compose = dataclasses.replace(compose, v2=False)
                 result = compose.runner(compose.args(*compose.config_args()), check=False,
                                         reads=True)
+                if flavor == "v1" and result.returncode == 0 and V2_YAML.search(result.stdout):
+                    # v2 prints the project's name first in its YAML; v1 never has one.
+                    compose = dataclasses.replace(compose, v2=True)
+                    result = compose.runner(compose.args(*compose.config_args()), check=False,
+                                            reads=True)
             except Failure:  # not installed
                 continue
             if result.returncode != 0 and flavor == "v2" and runner(
@@ -285,7 +289,6 @@ def project_from_model(model: dict, name: str, source_of_name: str, directory: P
         return (not lasting, hint)
 
     candidates = sorted((m for m in every if rank(m)[1] < 99), key=rank)
-    where = f"service {service_name!r}"
     if not candidates or rank(candidates[0])[0]:
         # An anonymous volume, a tmpfs or the container's own layer: the kit still reads the
         # project, and db-up refuses it (diagnosis names the mount to write).

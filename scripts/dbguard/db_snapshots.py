@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from .errors import UsageError
 from .names import (COMMENT_RE, SNAPSHOT_NAME_RE, is_kit_snapshot_name, snapshot_database)
-from .server import Server
+from .server import Server, Step
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ SELECT datname AS database, pg_database_size(oid) AS size, datallowconn AS open,
        shobj_description(oid, 'pg_database') AS note
   FROM pg_database WHERE left(datname, length(:'prefix')) = :'prefix'
 """
+
+
+def snapshot_questions(server: Server, db: str) -> list[Step]:
+    """What list_snapshots() asks, for a prefetch."""
+    return [Step.of(SNAPSHOTS_SQL, server.maintenance(db), prefix=snapshot_database(db, ""))]
 
 
 def list_snapshots(server: Server, db: str) -> list[Snapshot]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .backups import backup_summary
-from .catalog import summary
-from .db_snapshots import list_snapshots
-from .collation import drifted
+from .catalog import questions, summary
+from .db_snapshots import list_snapshots, snapshot_questions
+from .collation import drift_questions, drifted
 from .diagnosis import (backup_problems, collation_problems, database_findings, diagnose,
                         stranded_problems)
 from .checkouts import checkout_notes, checkouts, other_clones, others
@@ -47,15 +47,18 @@ def collect(kit: Kit) -> tuple[dict, list[Volume]]:
     problems += backup_problems(s, backups, kit.active(volumes))
     container = kit.service_container()
     server = kit.server(container) if container and container.state == "running" else None
-    database = summary(server, kit.db) if server else {
-        "reachable": False, "error": "the service is not running"}
+    database = {"reachable": False, "error": "the service is not running"}
     snapshots, drifts = [], []
-    if database.get("reachable"):
-        try:
-            snapshots = [sn.to_json() for sn in list_snapshots(server, kit.db)]
-            drifts = drifted(server, kit.db)
-        except Failure:
-            pass
+    if server:  # what db-info asks the server, read through two psql runs instead of seven
+        with server.ahead(questions(server, kit.db) + snapshot_questions(server, kit.db)
+                          + drift_questions(server, kit.db)):
+            database = summary(server, kit.db)
+            if database.get("reachable"):
+                try:
+                    snapshots = [sn.to_json() for sn in list_snapshots(server, kit.db)]
+                    drifts = drifted(server, kit.db)
+                except Failure:
+                    pass
     problems += collation_problems(drifts)
     found, remarks = database_findings(kit.db, database, unsettled)
     problems, notes = problems + found, notes + remarks

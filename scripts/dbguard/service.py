@@ -68,13 +68,22 @@ def start_service(kit: Kit, free_name: bool = False) -> None:
     wait_healthy(kit, kit.settings.up_timeout)
 
 
+# Asks pg_isready over TCP every 0.2 s for up to 3 s inside the container: one `docker exec`
+# (about a tenth of a second of CPU on the engine's side) per 3 s of waiting instead of one per
+# question. Where `sleep` takes no fraction, the questions run back to back and the loop ends
+# at once, and the caller's own half-second pause sets the pace.
+READY_WAIT = ("i=0; while [ $i -lt 15 ]; do pg_isready -h 127.0.0.1 -p 5432 -q && exit 0; "
+              "i=$((i+1)); sleep 0.2 2>/dev/null || exit 1; done; exit 1")
+
+
 def wait_healthy(kit: Kit, timeout: int) -> Container:
     """Waits until the server answers: pg_isready over TCP (while the image initialises a new
     cluster its temporary server listens on the socket only, so TCP answers only once the
     database exists), or the service's own health check passes. Docker runs a health check
     first one interval after the start, and the kit's compose file checks every 5 seconds
     (each check starts a process in the container, which an idle laptop pays for all day), so
-    the kit does not wait for it; a check that Docker already calls unhealthy is believed."""
+    the kit does not wait for it; a check that Docker already calls unhealthy is believed.
+    Between the engine's reports the waiting happens inside the container (READY_WAIT)."""
     deadline = time.monotonic() + timeout
     container = None
     while container is None:
@@ -91,8 +100,8 @@ def wait_healthy(kit: Kit, timeout: int) -> Container:
         if health == "healthy":
             return container
         if health in (None, "starting") and state.get("Status") == "running":
-            probe = kit.runner(["docker", "exec", container.id, "pg_isready", "-h", "127.0.0.1",
-                                "-p", "5432", "-q"], check=False, reads=True)
+            probe = kit.runner(["docker", "exec", container.id, "sh", "-c", READY_WAIT],
+                               check=False, reads=True)
             if probe.returncode == 0:
                 return container
         if state.get("Status") in ("exited", "dead") or state.get("Restarting"):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .destructive import databases
 from .docker import inspect_image
-from .errors import Failure, Refusal, UsageError
+from .errors import Failure
 from .files import private_dir
 from .kit import Kit
 from .messages import info

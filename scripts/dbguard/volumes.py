@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from .compose import Project, store_label
 from .docker import Container, ImageInfo, Mount, helper_args, list_containers
 from .messages import human_size, local_time
-from .names import (INCOMPLETE_MARKER, LABEL_PROJECT, LABEL_VOLUME, directory_project_names)
+from .names import LABEL_PROJECT, LABEL_VOLUME, directory_project_names
 from .runner import Runner
 
 

@@ -22,6 +22,20 @@ def dumps(kit) -> list:
     return sorted(p.name for p in folder.iterdir() if NAME.match(p.name))
 
 
+def streaming(kit, proc, written: int, before: set) -> None:
+    """Returns once the dump's new hidden partial file (none of `before`) holds `written`
+    bytes, or the dump ended."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        for path in set((kit.root / "backups").glob(".*.partial")) - before:
+            try:
+                if path.stat().st_size >= written:
+                    return
+            except FileNotFoundError:  # renamed into place meanwhile: the dump ended
+                pass
+        time.sleep(0.01)
+
+
 def dump(kit, *args: str):
     r = kit.script("db_dump", *args)
     assert r.returncode == 0, shown(r)
@@ -106,14 +120,19 @@ def test_killed_dumps_leave_nothing_restore_or_backups_would_take(running_kit):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert dumps(kit) == [], f"killed at {fraction:.0%} of a dump"
-    for fraction in (0.3, 0.7):  # Ctrl-C (SIGINT to the kit alone, as `kill -INT` sends it)
+    # Ctrl-C (SIGINT to the kit alone, as `kill -INT` sends it) once the dump streams into its
+    # partial file, at its first bytes and past its first MiB: moments of the dump, not of the
+    # clock (a busy machine can still be starting Python after a fixed delay, and a SIGINT
+    # before Python's handler is in place ends the process without reaching the kit).
+    for written in (1, 1 << 20):
+        before = set((kit.root / "backups").glob(".*.partial"))  # the SIGKILLed runs' own
         proc = kit.popen("db_dump")
-        time.sleep(full * fraction)
+        streaming(kit, proc, written, before)
         proc.send_signal(signal.SIGINT)
         # The bound is not a speed: before the fix the kit waited forever for Compose, which
         # runs as a child of the docker CLI and outlived it.
-        proc.communicate(timeout=120)
-        assert proc.returncode in (0, 130), proc.returncode
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 130), (proc.returncode, out, err)
         left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert str(kit.root) not in left, f"a process of the interrupted dump is left:\n{left}"
         sessions, deadline = None, time.monotonic() + 120  # those of the SIGKILLed runs end

@@ -46,8 +46,10 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	[ -n "${POSTGRES_PASSWORD:-}" ] || pw=()
 	# POSTGRES_INITDB_ARGS split into words, as the official image does (e.g. --locale=C,
 	# which makes a SQL_ASCII cluster).
+	# TZ: the zone initdb would find anyway, named, so that it does not read every zone file to
+	# find it (0.8 s of each initdb here).
 	# shellcheck disable=SC2086
-	initdb --username="$POSTGRES_USER" "${pw[@]}" --auth-local=trust \
+	TZ=${TZ:-Etc/UTC} initdb --username="$POSTGRES_USER" "${pw[@]}" --auth-local=trust \
 		--auth-host="$auth" --no-sync ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA" >/dev/null
 	rm -f "$pwfile"
 	printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
