@@ -75,7 +75,7 @@ class Runner:
             stdin = stdin_file if stdin_file is not None else subprocess.DEVNULL
         result = self.execute(args, stdin, stdout, stderr, input, env)
         if check and result.returncode != 0:
-            raise command_failure(args, result.stderr)
+            raise command_failure(args, result.stderr, result.returncode)
         return result
 
     def popen(self, args: Sequence[str], *, reads: bool = False, **kwargs) -> subprocess.Popen:
@@ -126,12 +126,16 @@ def not_installed(program: str) -> Failure:
                    "Install Docker (with Compose) and run again")
 
 
-def command_failure(args: Sequence[str], stderr: bytes | str | None) -> Failure:
+def command_failure(args: Sequence[str], stderr: bytes | str | None,
+                    returncode: int | None = None) -> Failure:
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
     if any(s in text for s in DAEMON_DOWN):
         return daemon_failure()
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else "no error output"
+    last = lines[-1] if lines else "no error output" + (
+        "; exit code 137: its container was killed (`docker rm -f`, `docker kill` or the "
+        "out-of-memory killer)" if returncode == 137 else
+        f"; exit code {returncode}" if returncode is not None else "")
     words = args[:3] if args[:2] == ["docker", "compose"] else args[:2]
     return Failure(f"`{' '.join(words)}` failed: {last}",
                    "Run again with -v (V=1) to see every command")

@@ -104,6 +104,14 @@ def test_failed_commands_name_their_last_error_line():
     assert f.message == "`docker volume` failed: Error: volume is in use"
 
 
+def test_a_silent_failure_names_its_exit_code_and_a_killed_container_says_so():
+    f = command_failure(["docker", "run", "x"], b"", 137)
+    assert f.message == ("`docker run` failed: no error output; exit code 137: its container "
+                         "was killed (`docker rm -f`, `docker kill` or the out-of-memory killer)")
+    assert command_failure(["docker", "run"], b"", 3).message.endswith("no error output; "
+                                                                         "exit code 3")
+
+
 def test_an_unreachable_daemon_is_named_with_the_next_step(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
     f = command_failure(["docker", "ps"], b"Cannot connect to the Docker daemon at "
