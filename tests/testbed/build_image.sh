@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the PostgreSQL image the integration tier runs against, from Debian's packages (no image
-# registry is reachable on the test machines). The tag carries a hash of this recipe, so the
-# image is rebuilt only when the recipe changes. Prints the tag on stdout.
+# Builds the PostgreSQL image the integration tier runs against, from Debian's packages by
+# mmdebstrap (no image registry is reachable on the test machines). The tag carries a hash of
+# this recipe, so the image is rebuilt only when the recipe changes. Prints the tag on stdout.
 #
 #   build_image.sh [MAJOR]   15 (default; Debian bookworm), 17 (trixie) or 18 (sid)
 #
@@ -31,36 +31,43 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 	exit 0
 fi
 
-if ! command -v debootstrap >/dev/null; then
+# mmdebstrap, not debootstrap: it fetches the packages through apt, several at a time, and
+# installs them in one dpkg run. The three images build in 45 s instead of 100 here.
+if ! command -v mmdebstrap >/dev/null; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "installing debootstrap" >&2
+		echo "installing mmdebstrap" >&2
 		# tests/run.py builds the three majors at once: one apt at a time.
 		exec 9>/tmp/dbguard-apt.lock && flock 9
-		if ! command -v debootstrap >/dev/null; then
+		if ! command -v mmdebstrap >/dev/null; then
 			apt-get update -qq >&2
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
 		fi
 		exec 9>&-
 	else
-		echo "ERROR: debootstrap is missing; install it (apt-get install debootstrap) and run again" >&2
+		echo "ERROR: mmdebstrap is missing; install it (apt-get install mmdebstrap) and run again" >&2
 		exit 1
 	fi
 fi
 
 rootfs=$(mktemp -d /tmp/dbguard-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
-echo "building $tag with debootstrap (about a minute)" >&2
+echo "building $tag with mmdebstrap (under a minute)" >&2
 # busybox-static rides along on 15: the tests build a busybox-only image from it, to run the
 # kit's helper scripts under the shell that alpine-based postgres images have.
 extra=
 [ "$major" != 15 ] || extra=,busybox-static
-debootstrap --variant=minbase --include="postgresql-$major$extra" "$suite" "$rootfs" "$mirror" >&2
+# A mirror that is a snapshot keeps Release files past their Valid-Until date (sid's expire
+# within days); the signatures are still checked.
+mmdebstrap --mode=root --variant=minbase --aptopt='Acquire::Check-Valid-Until "false"' \
+	--include="postgresql-$major$extra" "$suite" "$rootfs" "$mirror" >&2
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
 rm -rf "$rootfs/var/lib/postgresql/$major" "$rootfs/etc/postgresql/$major"
 install -m 0755 "$here/entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
-mkdir -p "$rootfs/var/run/postgresql" "$rootfs$volume"
+# Inside the chroot: the root's /var/run is a link to /run, which from outside would be the
+# host's own.
+chroot "$rootfs" mkdir -p /var/run/postgresql "$volume"
 chroot "$rootfs" chown -R postgres:postgres /var/run/postgresql /var/lib/postgresql
-chmod 3777 "$rootfs/var/run/postgresql"
+chroot "$rootfs" chmod 3777 /var/run/postgresql
 
 tar -C "$rootfs" -c . | docker import \
 	-c "ENV PG_MAJOR=$major" \
