@@ -4,9 +4,11 @@ the 18 layout; a mount one level too high or too low; anonymous volumes and tmpf
 itself does decides which layouts are safe, and the kit's db-up must agree: it starts every
 layout whose data outlives the container and refuses every other one before anything exists.
 
-The truth comes from Compose alone, not from the kit: `up`, a row written, `down` (which keeps
-named volumes and folders and forgets anonymous ones), `up` again, and the row is there or not.
-A server that never becomes ready keeps nothing either."""
+The truth comes from Compose alone, not from the kit: a row written, `down` (which keeps named
+volumes and folders and forgets anonymous ones), `up` again, and the row is there or not. A
+server that never becomes ready keeps nothing either. Where the kit started the service, the row
+goes into the cluster it started (Compose's `down` and `up` still decide); where it refused,
+Compose starts the layout itself."""
 from __future__ import annotations
 
 import json
@@ -97,11 +99,13 @@ def psql(kit, sql: str) -> str:
                   "sum_db", "-c", sql).stdout.strip()
 
 
-def keeps_its_data(kit) -> bool:
-    """What Compose does with the layout, without the kit."""
+def keeps_its_data(kit, running: bool) -> bool:
+    """What Compose does with the layout, without the kit (`running`: the service is up
+    already, started by the kit's db-up; otherwise Compose starts it)."""
     forgotten: list[str] = []
     try:
-        kit.compose("up", "-d", "db")
+        if not running:
+            kit.compose("up", "-d", "db")
         # `down` leaves the first container's anonymous volumes behind, nameless: noted here
         # to be removed at the end.
         forgotten = [m for m in docker("inspect", "--format",
@@ -128,8 +132,8 @@ def images(image, image17, image18) -> dict[int, str]:
 def check_layout(make_kit, layout: Layout, tag: str) -> None:
     kit = make_kit(DB_IMAGE=tag)
     (kit.root / "docker-compose.yml").write_text(layout.compose_file())
+    r = kit.script("db_up")
     try:
-        r = kit.script("db_up")
         if layout.safe:
             assert r.returncode == 0, shown(r)
             facts = json.loads(kit.script("db_info", "--json").stdout)
@@ -141,10 +145,11 @@ def check_layout(make_kit, layout: Layout, tag: str) -> None:
             assert "mount `" in r.stderr, "the refusal names the mount line to write"
             assert not container_of(kit), "no container was created (so no anonymous volume)"
             assert not [v for v in volume_names() if kit.token in v], "no volume was created"
-    finally:  # anonymous volumes carry no name of the test's: removed with their container
-        kit.compose("down", "-v", check=False)
+    except BaseException:  # anonymous volumes carry no name of the test's: removed with their
+        kit.compose("down", "-v", check=False)  # container
+        raise
 
-    assert keeps_its_data(kit) == layout.safe, \
+    assert keeps_its_data(kit, running=r.returncode == 0) == layout.safe, \
         f"{layout.name}: Compose {'loses' if layout.safe else 'keeps'} the data, contrary to " \
         "the table"
 
