@@ -1,8 +1,9 @@
 """Discovery: the volumes and folders that hold, or once held, this project's database. Named
 volumes by Compose label, by name suffix and by the names older Compose versions would give it;
 folders (bind mounts) in the project's folder that hold a cluster; who uses each; and what is
-inside each (size, cluster, major version, system identifier, user data), read through one
-throwaway container. Reads only. Results come out complete and frozen: a step that changes a
+inside each (size, cluster, major version, system identifier, user data), read in one container:
+the running service when it mounts everything there is to read, else one throwaway container.
+Reads only. Results come out complete and frozen: a step that changes a
 volume scans again.
 """
 from __future__ import annotations
@@ -179,15 +180,18 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
     here = project.directory.resolve()
     mounts = [(name, True) for name in found] + \
         [(path, False) for path in sorted(folders) if os.path.isdir(path)]
+    containers = list_containers(runner)
+    service = next((c for c in containers if c.state == "running" and not c.helper and
+                    c.project == project.name and c.service == project.service), None)
     contents, searched = inspect_contents(runner, image, mounts, here,
-                                          pgdata_in_volume(project, image) or ".")
+                                          pgdata_in_volume(project, image) or ".", service)
     for path in searched:
         if path not in folders and path not in ignore and \
                 store_label(path, True, here) not in ignore:
             folders.add(path)
     users: dict[str, list[Container]] = {name: [] for name in (*found, *folders)}
     elsewhere: dict[str, str] = {}
-    for c in list_containers(runner):
+    for c in containers:
         for m in c.volumes:
             m = os.path.normpath(m) if m.startswith("/") else m
             if m in users:
@@ -223,9 +227,11 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
     return sorted(volumes, key=lambda v: (v.created or "9999", v.name))
 
 
-# Runs in a throwaway container of the db image, with every candidate read-only at /v/<n>, the
-# project's folder read-only at /p, and as $1 the folder (relative to a volume's root) where the
-# configured server keeps its cluster. One line per volume or folder: its key, KiB used, entries
+# Runs in a throwaway container of the db image, with every candidate read-only at /v/<n> and
+# the project's folder read-only at /p, or in the running service container, where they are
+# mounted already. $1: the folder (relative to a volume's root) where the configured server
+# keeps its cluster; $2: "p" to search /p; then a key and a path for each volume or folder.
+# One line per volume or folder: its key, KiB used, entries
 # at the root, where PG_VERSION is, its content, the cluster's system identifier (first 8 bytes
 # of pg_control), KiB in user relations (files numbered from 16384, the first OID initdb leaves
 # to users), the marker, how many such files there are (a new table's file can still be empty
@@ -234,7 +240,8 @@ def find_volumes(runner: Runner, project: Project, image: ImageInfo, ignore: Ite
 # with the key p:<path below the project's folder>.
 INSPECT_SCRIPT = r"""
 # inspect
-where=$1
+where=$1 search=$2
+shift 2
 facts() {
   key=$1 d=$2
   pg=""; ver=""; sysid=""; user=0; marker=0; born=""
@@ -262,10 +269,11 @@ facts() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$kib" "$entries" "$pg" "$ver" \
     "$sysid" "${user:-0}" "$marker" "${nrel:-0}" "$born"
 }
-for d in /v/*; do
-  [ -d "$d" ] && facts "${d#/v/}" "$d"
+while [ $# -ge 2 ]; do
+  [ -d "$2" ] && facts "$1" "$2"
+  shift 2
 done
-[ -d /p ] || exit 0
+[ "$search" = p ] && [ -d /p ] || exit 0
 find /p -maxdepth 5 \( -name .git -o -name node_modules -o -name .venv -o -name venv \) -prune \
   -o -name PG_VERSION -type f -print 2>/dev/null | while read -r f; do
   c=${f%/PG_VERSION}
@@ -282,19 +290,36 @@ done
 
 
 def inspect_contents(runner: Runner, image: ImageInfo, stores: list[tuple[str, bool]],
-                     project_dir: Path, where: str = ".") -> tuple[dict[str, dict], set[str]]:
+                     project_dir: Path, where: str = ".", service: Container | None = None
+                     ) -> tuple[dict[str, dict], set[str]]:
     """Size, cluster and marker facts of existing volumes and folders (`stores`: name, and
     whether it is a volume), read in one container, as Volume fields by name; and the folders
     of the project that hold a cluster (absolute paths). Nothing when the image is not there
     to read with. `where`: the folder in a volume where the configured server keeps its
-    cluster."""
+    cluster. `service`: the project's running service container. When it mounts every store
+    and no folder of the project can hold a cluster, the facts are read inside it (one
+    `docker exec`), which costs the engine about a third of a new container; otherwise, or
+    when that fails, in a throwaway container. With no store and no such folder, in none."""
     if not image.present:
         return {}, set()
-    mounts: list[Mount] = [("volume" if is_volume else "bind", name, f"/v/{i}", True)
-                           for i, (name, is_volume) in enumerate(stores)]
-    if project_dir.is_dir():
-        mounts.append(("bind", str(project_dir), "/p", True))
-    out = runner(helper_args(image, mounts, INSPECT_SCRIPT, where, looks=True), reads=True)
+    search = may_hold_clusters(project_dir)
+    if not stores and not search:
+        return {}, set()  # nothing to read (a project's first db-up): no container at all
+    out = None
+    inside = mounted_in(runner, service, stores) if service and stores and not search else None
+    if inside is not None:
+        pairs = [arg for i, path in enumerate(inside) for arg in (str(i), path)]
+        out = runner(["docker", "exec", "--user", "0:0", service.id, "sh", "-c", INSPECT_SCRIPT,
+                      "dbguard", where, "-", *pairs], reads=True, check=False)
+        out = out if out.returncode == 0 else None
+    if out is None:
+        mounts: list[Mount] = [("volume" if is_volume else "bind", name, f"/v/{i}", True)
+                               for i, (name, is_volume) in enumerate(stores)]
+        if project_dir.is_dir():
+            mounts.append(("bind", str(project_dir), "/p", True))
+        pairs = [arg for i in range(len(stores)) for arg in (str(i), f"/v/{i}")]
+        out = runner(helper_args(image, mounts, INSPECT_SCRIPT, where, "p", *pairs, looks=True),
+                     reads=True)
     facts, searched = {}, set()
     for line in out.stdout.decode(errors="replace").splitlines():
         parts = line.split("\t")
@@ -322,3 +347,72 @@ def inspect_contents(runner: Runner, image: ImageInfo, stores: list[tuple[str, b
         if is_volume:
             facts.get(name, {}).pop("created", None)
     return facts, searched
+
+
+def mounted_in(runner: Runner, container: Container, stores: list[tuple[str, bool]]
+               ) -> list[str] | None:
+    """Where `container` mounts each of `stores` (volume names, host folders), in their order;
+    None when it mounts one of them not at all, or something else below one of them (an
+    anonymous volume the image's VOLUME put inside a volume mounted too high, say: read there,
+    its cluster would pass for the store's), or mounts a volume's subfolder only, or cannot be
+    inspected."""
+    out = runner(["docker", "inspect", "--format",
+                  '{"Mounts": {{json .Mounts}}, "Asked": {{json .HostConfig.Mounts}}}',
+                  container.id], reads=True, check=False)
+    if out.returncode != 0:
+        return None
+    try:
+        inspected = json.loads(out.stdout or b"null")
+    except ValueError:
+        return None
+    listed = inspected.get("Mounts") if isinstance(inspected, dict) else None
+    asked = (inspected.get("Asked") if isinstance(inspected, dict) else None) or []
+    # A volume mounted from a subfolder (`volume-subpath`, engines from 26): the container sees
+    # only part of it.
+    if any(isinstance(m, dict) and ((m.get("VolumeOptions") or {}).get("Subpath"))
+           for m in (asked if isinstance(asked, list) else [])):
+        return None
+    at: dict[tuple[bool, str], str] = {}
+    targets: list[str] = []
+    for m in listed if isinstance(listed, list) else []:
+        if not isinstance(m, dict):
+            continue
+        kind, dest = m.get("Type"), os.path.normpath(str(m.get("Destination") or "/"))
+        targets.append(dest)
+        if kind == "volume" and m.get("Name"):
+            at.setdefault((True, m["Name"]), dest)
+        elif kind == "bind" and m.get("Source"):
+            at.setdefault((False, os.path.normpath(m["Source"])), dest)
+    paths = [at.get((is_volume, name if is_volume else os.path.normpath(name)))
+             for name, is_volume in stores]
+    if not all(p and p.startswith("/") and p != "/" for p in paths):
+        return None
+    if any(t.startswith(p + "/") for p in paths for t in targets):
+        return None
+    return paths
+
+
+# What the container's search of the project's folder skips (INSPECT_SCRIPT's find), and how
+# deep it looks: PG_VERSION files in folders up to 4 levels below.
+SKIPPED = frozenset({".git", "node_modules", ".venv", "venv"})
+
+
+def may_hold_clusters(project_dir: Path) -> bool:
+    """Whether the container's search of the project's folder could find a cluster: a
+    PG_VERSION file where it looks, or a folder this user cannot read (a cluster's folder is
+    its owner's only). False only when the host has seen every folder and no such file."""
+    def search(path: str, depth: int) -> bool:
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.name in SKIPPED:
+                        continue
+                    if entry.name == "PG_VERSION" and entry.is_file(follow_symlinks=False):
+                        return True
+                    if depth < 4 and entry.is_dir(follow_symlinks=False) and \
+                            search(entry.path, depth + 1):
+                        return True
+        except OSError:
+            return True
+        return False
+    return project_dir.is_dir() and search(str(project_dir), 0)

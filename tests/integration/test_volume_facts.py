@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import KEY, docker
+from conftest import KEY, docker, shown
 
-from dbguard.docker import ImageInfo
+from dbguard.docker import Container, ImageInfo
 from dbguard.runner import Runner
 from dbguard.volumes import Volume, inspect_contents
 
@@ -160,3 +162,63 @@ def test_a_volume_copy_is_made_and_checked_under_busybox_as_in_an_alpine_image(
             "ls", "-a", "/to").stdout.split(), "marked until unmark"
     finally:
         docker("volume", "rm", "-f", source, target)
+
+
+def test_a_running_service_is_read_in_place_with_the_facts_a_throwaway_container_reads(
+        running_kit, tmp_path):
+    """db-info on a running database reads the volume inside the service container (one
+    `docker exec`), with no throwaway container; and what it reads there is what a throwaway
+    container reads on the same volume."""
+    kit = running_kit
+    r = kit.script("db_info", "-v")
+    assert r.returncode == 0, shown(r)
+    calls = [line for line in r.stderr.splitlines() if line.startswith("+ docker")]
+    assert any(c.startswith("+ docker exec --user 0:0 ") and "<inspect script>" in c
+               for c in calls), calls
+    assert not [c for c in calls if c.startswith("+ docker run")], "no throwaway container"
+
+    class Recording(Runner):
+        def __call__(self, args, **kwargs):
+            self.seen.append(list(args[:2]))
+            return super().__call__(args, **kwargs)
+
+    runner = Recording(tmp_path)
+    runner.seen = []
+    cid = docker("ps", "-q", "--no-trunc", "--filter",
+                 f"label=com.docker.compose.project={kit.project}").stdout.strip()
+    service = Container(cid, "db", "running", "Up", "", kit.project, "db", [kit.volume])
+    image = ImageInfo(kit.image, True, 15, "/var/lib/postgresql/data")
+    inside, _ = inspect_contents(runner, image, [(kit.volume, True)], kit.root, ".", service)
+    assert runner.seen == [["docker", "inspect"], ["docker", "exec"]], runner.seen
+    outside, _ = inspect_contents(runner, image, [(kit.volume, True)], kit.root, ".")
+    assert runner.seen[-1] == ["docker", "run"], runner.seen
+    # The server may write between the two reads: sizes can move, nothing else.
+    steady = ("size", "user_bytes")
+    assert {k: v for k, v in inside[kit.volume].items() if k not in steady} == \
+        {k: v for k, v in outside[kit.volume].items() if k not in steady}
+    assert inside[kit.volume]["pg_version"] == "15" and inside[kit.volume]["user_files"] > 0
+
+
+def test_a_volume_mounted_too_high_is_not_read_through_the_service(make_kit):
+    """The named volume at /var/lib/postgresql, started by plain Compose (db-up refuses the
+    layout): the image's VOLUME puts an anonymous volume at .../data inside it, and the cluster
+    lands there. Read through the service, that cluster would pass for the named volume's; a
+    throwaway container sees the named volume alone, with no cluster."""
+    kit = make_kit()
+    compose = kit.root / "docker-compose.yml"
+    text = compose.read_text()
+    assert f"- {KEY}:/var/lib/postgresql/data\n" in text
+    compose.write_text(text.replace(f"- {KEY}:/var/lib/postgresql/data\n",
+                                    f"- {KEY}:/var/lib/postgresql\n"))
+    assert kit.compose("up", "-d", "db").returncode == 0
+    cid = kit.compose("ps", "-q", "db").stdout.strip()
+    deadline = time.monotonic() + 300  # a bound for a server that hangs, not a timing
+    while docker("exec", cid, "test", "-f", "/var/lib/postgresql/data/global/pg_control",
+                 check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the image made no cluster"
+        time.sleep(0.2)
+    r = kit.script("db_info", "--json", "-v")
+    assert not [line for line in r.stderr.splitlines()
+                if line.startswith("+ docker exec") and "<inspect script>" in line], r.stderr
+    (active,) = [v for v in json.loads(r.stdout)["volumes"] if v["active"]]
+    assert not active["has_cluster"] and not active["pg_version"], active

@@ -181,6 +181,10 @@ class World(RecordingRunner):
                 f"{i}\t40000\t20\t.\t15\t{700 + i}\t300\t0\t12\t\n"
                 for i, _ in enumerate(mounted)).encode()
         if args[:2] == ["docker", "inspect"]:
+            if ".Mounts" in joined:  # c1 mounts the active volume only
+                return json.dumps({"Mounts": [{
+                    "Type": "volume", "Name": "sumplatform_sum_db_data",
+                    "Destination": "/var/lib/postgresql/data"}], "Asked": None}).encode()
             if "NetworkSettings.Ports" in joined:
                 return b'{"5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": "25432"}]}'
             return b'{"Status": "running", "Health": {"Status": "healthy"}}'
