@@ -333,20 +333,23 @@ def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
     killed command started late, a docker call that failed once). Returns what is left and
     Docker's last complaint."""
     why = ""
+    anonymous: set[str] = set()
     for attempt in range(attempts):
         # Everything of the test's: by a project it named, or by the token in a name or a
         # project (a kit renamed during the test leaves a project under its old folder name).
         ids = [cid for cid, name, project in rows("ps", "-a", "--format", PROJECT_FORMAT)
                if project in projects or token in name or token in project]
         if ids:
+            anonymous.update(anonymous_mounts(*ids))
             why = docker("rm", "-f", "-v", *ids, check=False).stderr or why
         networks = [nid for nid, name, project in rows("network", "ls", "--format",
                                                         PROJECT_FORMAT)
                     if project in projects or token in name or token in project]
         if networks:  # by id: Compose can make two networks of one name
             docker("network", "rm", *networks, check=False)
+        # An anonymous volume that a look held while its container went: `rm -v` left it.
         doomed = sorted(v for v in volume_names() - volumes_before
-                        if token in v or v in fixed_names)
+                        if token in v or v in fixed_names or v in anonymous)
         if not doomed:
             return [], ""
         for v in doomed:
@@ -371,6 +374,32 @@ def remove_test_objects(token: str, projects: set[str], fixed_names: list[str],
                        "{{.Names}} {{.Status}}").stdout.split("\n")
         why += f"; {v} used by: {', '.join(u for u in users if u) or 'no container'}"
     return left, why
+
+
+def remove_volumes(*names: str, attempts: int = 20) -> None:
+    """Removes volumes a test made itself, waiting out another test's read-only look: db-find
+    and db-info on another worker mount every volume on the engine for a moment, and a volume
+    in use cannot be removed (`check=False` there left it behind, nameless when anonymous)."""
+    left = set(names)
+    for attempt in range(attempts):
+        docker("volume", "rm", "-f", *left, check=False)
+        left &= volume_names()
+        if not left:
+            return
+        time.sleep(min(0.5 * (attempt + 1), 3))
+    users = {v: docker("ps", "-a", "--filter", f"volume={v}", "--format", "{{.Names}}",
+                       check=False).stdout.split() for v in left}
+    raise AssertionError(f"could not remove the test's volumes: {users}")
+
+
+def anonymous_mounts(*ids: str) -> list[str]:
+    """The anonymous volumes the containers `ids` mount (removed with them by `rm -v`, unless
+    another container, a look, holds one at that moment)."""
+    if not ids:
+        return []
+    out = docker("inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", *ids,
+                 check=False).stdout.split()
+    return [m for m in out if len(m) == 64 and set(m) <= set("0123456789abcdef")]
 
 
 def read_until(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import (KEY, Kit, build_test_image, copy_kit, docker,  # noqa: E402,F401
-                     remove_test_objects, shown, volume_names)
+                     remove_test_objects, remove_volumes, shown, volume_names)
 
 REQUIRE = os.environ.get("DBGUARD_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
 

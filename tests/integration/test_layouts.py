@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import KEY, docker, shown, volume_names
+from conftest import KEY, docker, remove_volumes, shown, volume_names
 
 DATA = "/var/lib/postgresql/data"
 ROOT = "/var/lib/postgresql"
@@ -122,7 +122,7 @@ def keeps_its_data(kit, running: bool) -> bool:
     finally:
         kit.compose("down", "-v", check=False)
         if forgotten:
-            docker("volume", "rm", "-f", *forgotten, check=False)
+            remove_volumes(*forgotten)
 
 
 def images(image, image17, image18) -> dict[int, str]:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import KEY, docker, shown
+from conftest import KEY, docker, remove_volumes, shown
 
 from dbguard.docker import Container, ImageInfo
 from dbguard.runner import Runner
@@ -38,7 +38,7 @@ def test_user_data_size_counts_every_file_of_a_large_cluster(image, token, tmp_p
         facts = inspect_contents(Runner(Path(tmp_path)), ImageInfo(image, True, 15, None),
                                  [(name, True)], tmp_path / "no-project")[0][name]
     finally:
-        docker("volume", "rm", "-f", name)
+        remove_volumes(name)
     assert facts["user_files"] == 12_000
     assert facts["user_bytes"] == 12_000 * int(one.strip()) * 1024, facts
 
@@ -90,7 +90,7 @@ def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same
         assert {k: v for k, v in changed.items() if k != "./base/1/big"} == \
             {k: v for k, v in single.items() if k != "./base/1/big"}
     finally:
-        docker("volume", "rm", "-f", name)
+        remove_volumes(name)
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +161,7 @@ def test_a_volume_copy_is_made_and_checked_under_busybox_as_in_an_alpine_image(
             "run", "--rm", "--mount", f"type=volume,source={target},target=/to", busybox_image,
             "ls", "-a", "/to").stdout.split(), "marked until unmark"
     finally:
-        docker("volume", "rm", "-f", source, target)
+        remove_volumes(source, target)
 
 
 def test_a_running_service_is_read_in_place_with_the_facts_a_throwaway_container_reads(
