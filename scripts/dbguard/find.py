@@ -22,7 +22,7 @@ from .destructive.recreated import remove_recreated
 from .docker import Container, Mount, helper_args, list_containers
 from .errors import Failure
 from .kit import Kit
-from .names import LABEL_PROJECT, LABEL_UPGRADE_OF, LABEL_VOLUME
+from .names import LABEL_PROJECT, LABEL_SOCKET_OF, LABEL_UPGRADE_OF, LABEL_VOLUME
 
 BATCH = 200  # volumes per throwaway container: well under any limit on mounts or argv
 
@@ -179,13 +179,20 @@ def look_inside(kit: Kit, names: list[str], project_dir: Path | None) -> dict[st
 def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
     """Every cluster on the engine and in the project's folder, the active store first, then
     the most recently written; and how many volumes the engine has."""
-    wanted = (LABEL_PROJECT, LABEL_VOLUME, LABEL_UPGRADE_OF)
+    wanted = (LABEL_PROJECT, LABEL_VOLUME, LABEL_UPGRADE_OF, LABEL_SOCKET_OF)
     fmt = "\t".join(["{{.Name}}", *(f'{{{{.Label "{k}"}}}}' for k in wanted)])
     out = kit.runner(["docker", "volume", "ls", "--format", fmt], reads=True).stdout.decode()
     labels: dict[str, dict] = {}
+    sockets = 0
     for line in out.splitlines():
         name, *values = line.split("\t")
-        labels[name] = {k: v for k, v in zip(wanted, values) if v}
+        found = {k: v for k, v in zip(wanted, values) if v}
+        if LABEL_SOCKET_OF in found:
+            # A throwaway server's socket folder (db-upgrade's): never a cluster, and a look
+            # holding it would keep the run that made it from removing it.
+            sockets += 1
+            continue
+        labels[name] = found
     project = kit.project
     here = project.directory.resolve()
     created = created_at(kit, sorted(labels))  # what is gone already is not looked into
@@ -216,7 +223,7 @@ def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
         (c for c in clusters if not c.active), key=lambda c: c.written or "", reverse=True)
     for c in ordered:
         c.group = groups.setdefault(c.system_id, len(groups) + 1)
-    return ordered, len(labels)
+    return ordered, len(labels) + sockets
 
 
 def created_at(kit: Kit, names: list[str]) -> dict[str, str]:

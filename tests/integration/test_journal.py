@@ -100,15 +100,21 @@ def big(kit, rows: int = 1_500_000) -> None:
             f"FROM generate_series(1, {rows}) g")
 
 
-def kill_in_the_server(kit, command: str, query: str) -> None:
+def kill_in_the_server(kit, command: str, query: str, hold: str = "") -> None:
     """SIGKILL of the command once its statement runs in the server, and of that statement's
     session too: what a crash of the machine or of the container leaves. (A killed command
     alone leaves its statement to finish in the server, which makes the same state more rarely.)
+    `hold`: as in crash_in_the_server, a lock the statement waits for until it is killed.
     """
     script = command.replace("-", "_")
+    holder = kit.connect("postgres") if hold else None
+    if holder:
+        holder.execute("BEGIN")
+        holder.execute(hold)
     proc = kit.popen(script, "--yes") if command != "db-snapshot" else kit.popen(script)
     running = ("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-               f"'dbguard:{command}:%' AND query LIKE '{query}%'")
+               f"'dbguard:{command}:%' AND query LIKE '{query}%'"
+               + (" AND wait_event_type = 'Lock'" if hold else ""))  # waiting for the test
     deadline = time.monotonic() + 300
     while kit.sql(running, "postgres") == [(0,)]:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -117,6 +123,8 @@ def kill_in_the_server(kit, command: str, query: str) -> None:
     proc.communicate()
     kit.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
             f"LIKE 'dbguard:{command}:%'", "postgres")
+    if holder:
+        holder.close()
 
 
 def crash_in_the_server(kit, command: str, query: str, hold: str = "") -> None:
@@ -194,27 +202,36 @@ def test_a_killed_snapshot_is_named_exactly_and_the_next_command_reopens_the_dat
         "reopened 'sum_db' (db-up)"), history(kit)[0]
 
 
+# Where db-rollback is killed, the statement it runs, the lock the test holds so that the
+# statement is still running when the kill comes (however fast the machine), and what
+# settling it does besides. Killed in its copy, the unfinished copy is rolled back with its
+# session; killed in its swap, the finished copy is left and 'sum_db' is closed.
+ROLLBACK_KILLS = {
+    "copy": ('CREATE DATABASE', 'COMMENT ON DATABASE sum_db_dbguard_snap_base IS NULL', ""),
+    "swap": ('ALTER DATABASE "sum_db" RENAME', "COMMENT ON DATABASE sum_db IS NULL",
+             "; dropped its unfinished 'sum_db_dbguard_new', reopened 'sum_db'"),
+}
+
+
 @pytest.mark.parametrize("flavor", ["v2"])
-def test_a_killed_rollback_is_named_as_a_rollback_and_settled(running_kit):
+@pytest.mark.parametrize("step", sorted(ROLLBACK_KILLS))
+def test_a_killed_rollback_is_named_as_a_rollback_and_settled(running_kit, step):
     kit = running_kit
-    big(kit, 800_000)
+    query, hold, besides = ROLLBACK_KILLS[step]
+    big(kit, 200_000)
     assert kit.make("db-snapshot", "NAME=base").returncode == 0
     kit.sql("DELETE FROM big WHERE id % 2 = 0")
     changed = kit.fingerprint()
-    kill_in_the_server(kit, "db-rollback", "CREATE DATABASE")
+    kill_in_the_server(kit, "db-rollback", query, hold)
     message = problems(kit)["INTERRUPTED_OPERATION"]["message"]
     assert message.startswith("db-rollback #2 of database 'sum_db' was interrupted at step "
-                              "'copy'"), message
+                              f"'{step}'"), message
     assert "restore or seed" not in json.dumps(problems(kit)), "no other command is blamed"
-    # The killed CREATE DATABASE either finished in the server before its session was ended
-    # (an unfinished copy is left) or was rolled back with it (nothing is): both are settled.
-    left = kit.sql("SELECT count(*) FROM pg_database WHERE datname = 'sum_db_dbguard_new'",
-                   "postgres") == [(1,)]
     r = kit.script("db_rollback", "--yes")  # any command settles it first, then works
     assert r.returncode == 0, shown(r)
-    settled = "settled db-rollback #2 of 'sum_db', interrupted at copy: 'sum_db' is as it was before"
-    dropped = "; dropped its unfinished 'sum_db_dbguard_new'"
-    assert (settled + dropped if left else settled + "\n") in r.stderr, shown(r)
+    settled = (f"settled db-rollback #2 of 'sum_db', interrupted at {step}: 'sum_db' is as it "
+               f"was before{besides}\n")
+    assert settled in r.stderr, shown(r)
     undo(kit)
     assert kit.fingerprint() == changed
 

@@ -52,3 +52,28 @@ def test_only_a_volume_the_look_made_again_is_removed_again():
               "removed": "2026-12-06T09:30:00Z"}
     forget_recreated(SimpleNamespace(runner=runner), before, ["gone", "empty", "removed"])
     assert calls[-1] == ["docker", "volume", "rm", "gone"], calls
+
+
+def test_db_find_never_looks_into_a_throwaway_servers_socket_volume(tmp_path):
+    """db-upgrade's socket volumes hold a socket, never a cluster, and a look that mounts one
+    keeps the upgrade that made it from removing it ('volume is in use'): they are counted,
+    never mounted."""
+    import json
+
+    from fakes import RecordingRunner, make_kit
+
+    from dbguard.find import find_clusters
+
+    runner = RecordingRunner(tmp_path)
+    kit = make_kit(tmp_path, runner)
+    runner.answer(["docker", "volume", "ls"], stdout=b"old_sum_db_data\told\tsum_db_data\t\t\n"
+                  b"shop-sock\t\t\t\tsumplatform\n")
+    runner.answer(["docker", "volume", "inspect"], stdout=json.dumps(
+        [{"Name": "old_sum_db_data", "CreatedAt": "2026-12-01T09:00:00Z"}]).encode())
+    runner.answer(["docker", "run"], stdout=b"0\t./\t15\t7001\t1765000000\t40000\t0\n")
+    clusters, volumes = find_clusters(kit)
+    assert [c.name for c in clusters] == ["old_sum_db_data"] and volumes == 2, clusters
+    inspected = next(a for a in runner.recorded if a[:3] == ["docker", "volume", "inspect"])
+    looks = [a for a in runner.recorded if a[:2] == ["docker", "run"]]
+    assert looks and "shop-sock" not in inspected, runner.recorded
+    assert not any("shop-sock" in arg for a in looks for arg in a), looks
