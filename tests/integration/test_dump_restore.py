@@ -355,14 +355,24 @@ def test_a_restore_killed_while_loading_is_cleared_by_the_next_run(running_kit):
     kit.seed_rows(400_000)
     before = kit.fingerprint()
     path = dump(kit)
+    # The test holds a lock the swap waits for (a rename of 'sum_db'), so the restore cannot
+    # end before the kill, however fast the machine loads.
+    holder = kit.connect("postgres")
+    holder.execute("BEGIN")
+    holder.execute("COMMENT ON DATABASE sum_db IS NULL")
     proc = kit.popen("db_restore", "--file", str(path), "--yes")
-    loading = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'sum_db_dbguard_new' "
-               "AND application_name LIKE 'dbguard:db-restore:%'")
-    while kit.sql(loading, dbname="postgres") == [(0,)]:  # wait for the load to be under way
+    # Under way: loading, or past it (on a fast machine) and waiting for the test's lock.
+    loading = ("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+               "'dbguard:db-restore:%' AND (datname = 'sum_db_dbguard_new' "
+               "OR wait_event_type = 'Lock')")
+    deadline = time.monotonic() + 300  # a bound for a hang only
+    while kit.sql(loading, dbname="postgres") == [(0,)]:
         assert proc.poll() is None, "the restore ended before it could be killed"
+        assert time.monotonic() < deadline, "the restore never started loading"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    holder.close()
     r = kit.script("db_restore", "--file", str(path), "--yes")
     assert r.returncode == 0, shown(r)
     assert kit.fingerprint() == before
