@@ -13,6 +13,10 @@ The by-hand lines, in the kit's folder, for the same project:
 db-info also looks inside the volumes for clusters and marks, and asks the server about tables,
 snapshots and collation versions, which the lines above do not.
 
+One more row weighs a choice rather than a command: a volume's tar (100 MiB) streamed out of a
+throwaway container exactly as the kit's snapshot takes it (`--log-driver none`), beside the
+same `docker run` with Docker's default log driver, the way a volume backup is usually typed.
+
 Writes the table into docs/performance.md between its `bench:calls` markers."""
 from __future__ import annotations
 
@@ -28,6 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import Meter, cleanup, new_kit  # noqa: E402
 from harness import (ROOT, build_test_image, compose_v2_config, docker,  # noqa: E402
                      replace_section)
+sys.path.insert(0, str(ROOT / "scripts"))
+from dbguard.docker import NO_LOG, helper_args, inspect_image  # noqa: E402
+from dbguard.runner import Runner  # noqa: E402
+from dbguard.snapshots import TAR_SCRIPT  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"
 
@@ -68,7 +76,14 @@ def main() -> int:
 
     dc = ["docker", "compose"]
     psql = [*dc, "exec", "-T", "db", "psql", "-U", "sum_user", "-d", "sum_db", "-c", r"\l+"]
+    tar_volume = f"{kit.token}-tar"
+    snapshot = helper_args(inspect_image(Runner(kit.root), image),
+                           [("volume", tar_volume, "/v", True)], TAR_SCRIPT)
+    at = snapshot.index(NO_LOG[0])
+    logged = snapshot[:at] + snapshot[at + len(NO_LOG):]
     pairs = [
+        ("a volume's tar, 100 MiB: no log (the kit's) vs Docker's default log driver",
+         raw(snapshot, out=work / "tar"), raw(logged, out=work / "tar")),
         ("db-info", script("db_info"),
          raw([*dc, "ps"], ["docker", "volume", "ls"], psql)),
         ("db-up (already running)", script("db_up"), raw([*dc, "up", "-d", "--wait"])),
@@ -80,6 +95,8 @@ def main() -> int:
     try:
         kit.up()
         kit.seed_rows(10000)
+        docker("run", "--rm", "--network", "none", "--mount", f"source={tar_volume},target=/v",
+               "--entrypoint", "/bin/sh", image, "-c", "head -c 104857600 /dev/urandom > /v/data")
         meter = Meter()
         for label, mine, theirs in pairs:
             samples = {"kit": [], "raw": []}
@@ -91,6 +108,7 @@ def main() -> int:
             rows.append((label, *median["kit"], *median["raw"]))
     finally:
         cleanup(kit)
+        docker("volume", "rm", "-f", tar_volume, check=False)
         subprocess.run(["rm", "-rf", str(work)])
     table = [f"Medians of {args.rounds} alternating runs on one PostgreSQL 15 server (fsync on), "
              f"on {__import__('time').strftime('%Y-%m-%d')}; CPU is the whole machine's busy "

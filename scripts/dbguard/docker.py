@@ -115,6 +115,13 @@ def mount_option(mount: Mount) -> str:
     return f"type={kind},source={source},target={target}" + (",readonly" if readonly else "")
 
 
+# A throwaway container whose output the kit reads as it comes (attached, or a stream it
+# saves itself) keeps no log: Docker's default driver writes every byte again, as JSON lines,
+# to a file the engine keeps until the container is removed (a volume's tar: 3-4 times its
+# CPU and a second copy on disk; `tests/bench_calls.py` measures it).
+NO_LOG = ("--log-driver", "none")
+
+
 def helper_args(image: ImageInfo, mounts: Sequence[Mount], script: str, *script_args: str,
                 interactive: bool = False, owner: str = "", looks: bool = False) -> list[str]:
     """A throwaway container of the db image: no network, nothing pulled, read-only root, run
@@ -124,11 +131,14 @@ def helper_args(image: ImageInfo, mounts: Sequence[Mount], script: str, *script_
     A small tmpfs covers each of the image's own VOLUME paths: Docker would otherwise make an
     anonymous volume for each, which a helper whose start fails leaves on the machine.
     `looks`: it only reads (every mount read-only), labelled so that no command of any project
-    takes it for a leftover to remove while it works."""
+    takes it for a leftover to remove while it works.
+    Its output reaches the kit through the attached client only (NO_LOG): what a helper prints
+    is a tar of a volume or a manifest of every file, which Docker's default log driver would
+    also encode as JSON into a log file on the engine's disk."""
     if looks and not all(readonly for *_, readonly in mounts):
         raise ValueError("a helper that only looks mounts everything read-only")
-    argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-            "--tmpfs", "/tmp", "--user", "0:0", "--label",
+    argv = ["docker", "run", "--rm", *NO_LOG, "--network", "none", "--pull", "never",
+            "--read-only", "--tmpfs", "/tmp", "--user", "0:0", "--label",
             f"{LABEL_HELPER}={HELPER_LOOKS if looks else 1}"]
     for path in image.volumes:
         argv += ["--mount", f"type=tmpfs,target={path},tmpfs-size=65536"]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .destructive import databases
-from .docker import inspect_image
+from .docker import NO_LOG, inspect_image
 from .errors import Failure
 from .files import private_dir
 from .kit import Kit
@@ -212,7 +212,7 @@ def dump_cluster(kit: Kit, server: Server, old_major: int) -> Path:
     whole or not at all. Like the servers, it makes no anonymous volume of its own."""
     folder = private_dir(private_dir(kit.settings.backup_dir) / UPGRADE_DUMPS)
     final = folder / f"{time.strftime('%Y%m%d_%H%M%S')}_pg{old_major}_cluster.sql"
-    argv = ["docker", "run", "--rm", "--network", "none", "--pull", "never",
+    argv = ["docker", "run", "--rm", *NO_LOG, "--network", "none", "--pull", "never",
             "--label", f"{LABEL_HELPER}=1", "--label", f"{LABEL_OWNER}={kit.project.name}",
             "--mount", f"type=volume,source={socket_volume(kit, server)},target={SOCKET_DIR},"
             "readonly", *tmpfs_covers(kit.image.volumes, [SOCKET_DIR]),

@@ -16,9 +16,9 @@ from dbguard.runner import Runner
 from dbguard.settings import load_settings
 
 PASSWORD = "pw-never-in-argv"
-HELPER = ["docker", "run", "--rm", "--network", "none", "--pull", "never", "--read-only",
-          "--tmpfs", "/tmp", "--user", "0:0", "--label", "dbguard.helper=1", "--label",
-          "dbguard.project=sumplatform", "--entrypoint", "/bin/sh"]
+HELPER = ["docker", "run", "--rm", "--log-driver", "none", "--network", "none", "--pull", "never",
+          "--read-only", "--tmpfs", "/tmp", "--user", "0:0", "--label", "dbguard.helper=1",
+          "--label", "dbguard.project=sumplatform", "--entrypoint", "/bin/sh"]
 
 
 class Sink(io.BytesIO):

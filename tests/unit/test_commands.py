@@ -448,6 +448,25 @@ def test_a_helper_that_only_looks_is_labelled_so_and_mounts_nothing_writable():
         helper_args(image, [ro, rw], "true", looks=True)
 
 
+def test_a_throwaway_container_whose_output_the_kit_reads_keeps_no_log(kit):
+    """A volume's tar, a manifest of every file, a whole cluster's dump: read through the
+    attached client, never also written by Docker's log driver as JSON on the engine's disk."""
+    from types import SimpleNamespace
+
+    from dbguard.docker import ImageInfo, helper_args
+    from dbguard.upgrade import CLUSTER_TRAILER, dump_cluster
+    image = ImageInfo("postgres:17", True, 17, "/var/lib/postgresql/data", ())
+    argvs = [helper_args(image, [("volume", "app_pgdata", "/v/0", True)], "true", looks=looks)
+             for looks in (True, False)]
+    kit.runner.answer(["docker", "inspect"], stdout=b"socketvolume\n")
+    kit.runner.answer(["docker", "run"], stdout=b"-- dump\n-- " + CLUSTER_TRAILER + b"\n")
+    dump_cluster(kit, SimpleNamespace(container="old-server"), 15)
+    argvs.append(kit.runner.recorded[-1])  # pg_dumpall's
+    for argv in argvs:
+        at = argv.index("--log-driver")
+        assert argv[at + 1] == "none" and at < argv.index("--entrypoint"), argv
+
+
 LABELS = ["--label", "com.docker.compose.project=sumplatform", "--label",
           "com.docker.compose.volume=sum_db_data", "--label",
           "com.docker.compose.version=2.40.3"]
