@@ -20,8 +20,9 @@ from .volumes import Volume
 # Prints a manifest of each folder given: one line per entry (type|mode|uid|gid|size|mtime|path),
 # then `<hash>  path` per regular file, then `path|target` per symlink. The kit's own marker is
 # left out. Compared on both sides of a copy, computed inside containers. Arguments: the hash
-# tool (or `pick`: time each one of TOOLS the image has on 32 MiB and take the fastest; the
-# first line says which), then how many hash at once (`all` cores, `spare`: all but one, or a
+# tool (or `pick`: time each one of TOOLS the image has on 32 MiB and take the fastest, or
+# `first`: the first of TOOLS the image has, untimed; the first line says which), then how
+# many hash at once (`all` cores, `spare`: all but one, or a
 # number), then the folders. With more than one, the files are dealt out largest first to the least
 # loaded worker, each writing to a file of its own in /tmp (a tmpfs), so no two outputs mix.
 MANIFEST_SCRIPT = r"""
@@ -29,10 +30,11 @@ MANIFEST_SCRIPT = r"""
 set -eu
 tool=$1 jobs=$2
 shift 2
-if [ "$tool" = pick ]; then
-  tool= best=
+if [ "$tool" = pick ] || [ "$tool" = first ]; then
+  how=$tool tool= best=
   for t in cksum b2sum sha1sum md5sum sha256sum; do
     command -v "$t" >/dev/null 2>&1 || continue
+    if [ "$how" = first ]; then tool=$t; break; fi
     s=$(date +%s%N); head -c 33554432 /dev/zero | "$t" >/dev/null; e=$(date +%s%N)
     case "$s$e" in
       *[!0-9]*) [ -n "$tool" ] || tool=$t ;;
@@ -74,6 +76,9 @@ done
 # this kind) runs at several GB/s where coreutils has it carry-less multiplied, and busybox's
 # is slow, which the timing finds out.
 TOOLS = ("cksum", "b2sum", "sha1sum", "md5sum", "sha256sum")
+# Below this many bytes to hash, timing the tools (5 x 32 MiB, about half a second of CPU)
+# costs more than the slowest of them takes for the whole volume: the first one found is used.
+PICK_ABOVE = 64 << 20
 # The ones a snapshot's archive can be compared with, by their names in Python.
 HASHES = {"b2sum": "blake2b", "sha1sum": "sha1", "md5sum": "md5", "sha256sum": "sha256"}
 

@@ -73,6 +73,8 @@ def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same
         first, picked = manifest("pick", "spare")
         tool = first.split()[1]
         assert tool in TOOLS, first
+        untimed, _ = manifest("first", "1")
+        assert untimed == "hash cksum 1", "untimed: the first of TOOLS, which Debian's image has"
         single = manifest(tool, "1")[1]
         assert manifest(tool, "3")[1] == single == picked, "dealt out or not, the same sums"
         for other in TOOLS:  # every tool the image has reads the same files the same way

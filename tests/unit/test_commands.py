@@ -146,6 +146,23 @@ def test_a_source_side_that_names_no_hash_is_the_error_not_the_copys_silent_exit
     assert err.value.message == "`docker run` failed: find: /m: Permission denied"
 
 
+def test_the_hash_is_timed_only_for_a_volume_big_enough_to_repay_the_timing(kit):
+    """Timing five tools on 32 MiB each costs more than hashing a small volume with the
+    slowest; a volume of unknown size is timed."""
+    from dbguard.manifests import PICK_ABOVE
+    source = HELPER + ["--mount", "type=volume,source=tradesite_sum_db_data,target=/m,readonly"]
+    kit.runner.answer(source, returncode=1, stderr=b"stop here")
+    chosen = {}
+    for size in (PICK_ABOVE, PICK_ABOVE + 1, None):
+        with pytest.raises(Failure):
+            copy_verified(kit, Volume("tradesite_sum_db_data", size=size),
+                          Volume("sumplatform_sum_db_data"))
+        argv = next(a for a in reversed(kit.runner.recorded) if a[:len(source)] == source)
+        chosen[size] = argv[argv.index(MANIFEST_SCRIPT) + 2:]  # after $0
+    assert chosen == {PICK_ABOVE: ["first", "spare", "/m"],
+                      PICK_ABOVE + 1: ["pick", "spare", "/m"], None: ["pick", "spare", "/m"]}
+
+
 def test_the_copy_container_gets_the_sources_hash_or_an_empty_stdin(kit):
     def no_hash():
         raise Failure("the manifest container did not name its hash", "Run again")

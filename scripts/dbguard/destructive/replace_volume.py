@@ -19,8 +19,8 @@ from pathlib import Path
 from ..docker import helper_args
 from ..errors import Failure
 from ..kit import Kit
-from ..manifests import (MANIFEST_SCRIPT, Manifest, ManifestJob, manifest_differences,
-                         manifest_of, verify_snapshot_restore)
+from ..manifests import (MANIFEST_SCRIPT, PICK_ABOVE, Manifest, ManifestJob,
+                         manifest_differences, manifest_of, verify_snapshot_restore)
 from ..messages import Progress, timing, warning
 from ..names import LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME
 from ..protect import protect, unprotect
@@ -161,9 +161,10 @@ def copy_verified(kit: Kit, source: Volume, target: Volume) -> list[str]:
     """Copies `source` into `target` and compares the two file by file; returns the
     differences. The source's manifest is taken while the copy runs (its containers are
     stopped and it is mounted read-only, so nothing changes it), with the fastest hash the
-    image has and all cores but one; the target's right after the copy, in the copying
-    container, with every core."""
-    want = ManifestJob(kit, source, "pick", "spare")
+    image has (for a small volume, the first it has: see PICK_ABOVE) and all cores but one;
+    the target's right after the copy, in the copying container, with every core."""
+    small = source.size is not None and source.size <= PICK_ABOVE
+    want = ManifestJob(kit, source, "first" if small else "pick", "spare")
     try:
         with timing("copy"):  # and the copy's manifest
             try:
