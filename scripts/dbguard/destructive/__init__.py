@@ -7,6 +7,8 @@
                        db-upgrade, db-undo of those)
 - delete_backups.py    deletes old dump files (db-prune)
 - recreated.py         removes volumes Docker made as a side effect of the kit's containers
+- volume_rm.py         removes a volume, waiting while only another command's read-only look
+                       holds it (for the two above)
 
 Each is called only after a plan was shown, a question answered (or --yes given) and, where
 something is replaced, a verified copy of it taken. The rest of the package reads, or writes

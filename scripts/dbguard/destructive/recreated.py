@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..kit import Kit
 from ..names import LABEL_SOCKET_OF
+from .volume_rm import remove_volumes
 
 
 def remove_recreated(kit: Kit, names: list[str]) -> None:
@@ -27,4 +28,4 @@ def remove_dangling_sockets(kit: Kit) -> None:
                         f"label={LABEL_SOCKET_OF}={kit.project.name}", "--filter",
                         "dangling=true"], reads=True).stdout.split()
     if names:
-        kit.runner(["docker", "volume", "rm", *[n.decode() for n in names]], check=False)
+        remove_volumes(kit.runner, [n.decode() for n in names], check=False)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..docker import helper_args
+from .volume_rm import remove_volumes
 from ..errors import Failure
 from ..kit import Kit
 from ..manifests import (MANIFEST_SCRIPT, PICK_ABOVE, Manifest, ManifestJob,
@@ -99,7 +100,7 @@ def ensure_volume(kit: Kit, volume: Volume) -> None:
         if volume.users:
             kit.runner(["docker", "rm", *[c.id for c in volume.users]])
         kept = unprotect(kit.runner, volume.name, volume.used_by)
-        kit.runner(["docker", "volume", "rm", volume.name])
+        remove_volumes(kit.runner, [volume.name])
         kit.runner(["docker", "volume", "create", *labels, volume.name])
         if kept:  # the protection goes with the volume's name
             protect(kit.runner, p.name, volume.name, kit.image)
@@ -212,4 +213,4 @@ def remove_volume(kit: Kit, target: Volume) -> bool:
     stopped one, refers to it; a keeper of db-protect is taken down first); True if it is
     gone."""
     unprotect(kit.runner, target.name)
-    return kit.runner(["docker", "volume", "rm", target.name], check=False).returncode == 0
+    return remove_volumes(kit.runner, [target.name], check=False).returncode == 0
