@@ -5,7 +5,6 @@ import os
 import stat
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 

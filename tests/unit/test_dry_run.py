@@ -5,7 +5,6 @@ must show its plan and end with "dry run: nothing was changed"."""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
