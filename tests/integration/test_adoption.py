@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # The stand-in application runs the database image (the one image here): a tmpfs over its
 # VOLUME keeps Docker from making an anonymous volume that `down` (without -v) would leave.
 WEB_TMPFS = "/var/lib/postgresql/data"
+# Its command: a sleep that ends on `stop` (docker-init passes the signal on), as an application
+# does; a bare sleep as PID 1 ignores SIGTERM, and every `stop` would wait Docker's 10 s.
+WEB_COMMAND = "command: sleep 600\n    init: true"
 PASSWORD = "pw-adopt-4e1f"  # in the host's env files, never in the kit's output
 
 
@@ -158,7 +161,7 @@ def cookiecutter_django(h: Host, image: str, token: str, mount: str) -> None:
     h.tags.append(tag)
     (h.root / "docker-compose.local.yml").write_text(
         f"volumes:\n  {KEY}: {{}}\n  backups_{token}: {{}}\n\nservices:\n"
-        f"  django:\n    image: {image}\n    command: sleep 600\n    tmpfs: {WEB_TMPFS}\n"
+        f"  django:\n    image: {image}\n    {WEB_COMMAND}\n    tmpfs: {WEB_TMPFS}\n"
         f"    depends_on:\n"
         f"      - postgres\n    env_file:\n      - ./.envs/.local/.postgres\n\n"
         f"  postgres:\n    build:\n      context: .\n"
@@ -173,7 +176,7 @@ def compose_yaml_with_pgdata_below(h: Host, image: str, token: str) -> None:
     """A compose.yaml project (no name:) whose PGDATA is a folder inside the volume."""
     write_envs(h.root)
     (h.root / "compose.yaml").write_text(
-        f"services:\n  web:\n    image: {image}\n    command: sleep 600\n"
+        f"services:\n  web:\n    image: {image}\n    {WEB_COMMAND}\n"
         f"    tmpfs: {WEB_TMPFS}\n"
         f"    env_file: ./.envs/.local/.postgres\n  database:\n"
         + pg_service(image, token, extra="    environment:\n"
@@ -187,7 +190,7 @@ def override_only(h: Host, image: str, token: str) -> None:
     own with a `test` and a `db-up` target, its own .env and requirements.txt."""
     write_envs(h.root)
     (h.root / "docker-compose.yml").write_text(
-        f'version: "3.8"\nservices:\n  api:\n    image: {image}\n    command: sleep 600\n'
+        f'version: "3.8"\nservices:\n  api:\n    image: {image}\n    {WEB_COMMAND}\n'
         f"    tmpfs: {WEB_TMPFS}\n")
     (h.root / "docker-compose.override.yml").write_text(
         'version: "3.8"\nservices:\n  db:\n' + pg_service(image, token)
@@ -364,7 +367,7 @@ def mastodon(h: Host, image: str, folder: str = "./postgres14") -> None:
         f"    image: {image}\n    shm_size: 256mb\n"
         "    environment:\n      - 'POSTGRES_HOST_AUTH_METHOD=trust'\n"
         f"    volumes:\n      - {folder}:/var/lib/postgresql/data\n"
-        f"  web:\n    image: {image}\n    command: sleep 600\n    tmpfs: {WEB_TMPFS}\n"
+        f"  web:\n    image: {image}\n    {WEB_COMMAND}\n    tmpfs: {WEB_TMPFS}\n"
         "    depends_on:\n      - db\n")
 
 

@@ -42,9 +42,11 @@ def manifest(kit, volume: str) -> str:
 
 
 def sleeper(kit, name: str, volume: str, *labels: str) -> None:
-    """A running container on `volume` that is not of the kit's project."""
+    """A running container on `volume` that is not of the kit's project. It ends on
+    `docker stop` (docker-init passes the signal on), as an application does: a bare sleep as
+    PID 1 ignores SIGTERM, and the stop would wait Docker's 10 s."""
     extra = [arg for label in labels for arg in ("--label", label)]
-    docker("run", "-d", "--name", name, *extra, "--mount",
+    docker("run", "-d", "--init", "--name", name, *extra, "--mount",
            f"type=volume,source={volume},target=/data,readonly", "--entrypoint", "sleep",
            kit.image, "300")
 
