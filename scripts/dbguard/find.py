@@ -205,6 +205,8 @@ def find_clusters(kit: Kit) -> tuple[list[Cluster], int]:
             contents.update(look_inside_folder(kit, project.volume))
     users: dict[str, list[Container]] = {}
     for c in list_containers(kit.runner):
+        if c.looking:  # another command's read-only look, which ends by itself
+            continue
         for m in c.volumes:
             key = os.path.normpath(m) if m.startswith("/") else m
             users.setdefault(key, []).append(c)

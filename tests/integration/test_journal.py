@@ -116,9 +116,10 @@ def kill_in_the_server(kit, command: str, query: str, hold: str = "") -> None:
                f"'dbguard:{command}:%' AND query LIKE '{query}%'"
                + (" AND wait_event_type = 'Lock'" if hold else ""))  # waiting for the test
     deadline = time.monotonic() + 300
-    while kit.sql(running, "postgres") == [(0,)]:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    with kit.connect("postgres") as watch:  # one session asks, not a new one every 20 ms
+        while watch.execute(running).fetchall() == [(0,)]:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     kit.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
@@ -143,9 +144,10 @@ def crash_in_the_server(kit, command: str, query: str, hold: str = "") -> None:
     running = ("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                f"'dbguard:{command}:%' AND query LIKE '{query}%'")
     deadline = time.monotonic() + 300
-    while kit.sql(running, "postgres") == [(0,)]:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    with kit.connect("postgres") as watch:  # one session asks, not a new one every 20 ms
+        while watch.execute(running).fetchall() == [(0,)]:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
     container = kit.compose("ps", "-q", "db").stdout.strip()
     # Frozen first, so the command cannot see its connection drop and record a failure of its
     # own before it is killed: the crash takes both at the same moment, as a machine's would.

@@ -57,7 +57,11 @@ def survey(kit: Kit) -> Leftovers:
     live_volumes = {records[p].get("volume") for p in records if p in live} | \
         {kit.project.volume}
     users = {}
+    # A read-only look (db-info's or db-find's, of any project) ends by itself, and the
+    # removal waits it out (destructive/volume_rm.py): it holds no volume back.
     for c in list_containers(kit.runner):
+        if c.looking:
+            continue
         for m in c.volumes:
             users.setdefault(m, []).append(c)
     volumes, kept = [], []
