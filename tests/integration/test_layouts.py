@@ -151,6 +151,8 @@ def check_layout(make_kit, layout: Layout, tag: str) -> None:
         kit.compose("down", "-v", check=False)  # container
         raise
 
+    if kit.flavor == "v1" and not layout.safe:
+        return  # what Compose does with a layout the kit refuses: the table's, checked under v2
     assert keeps_its_data(kit, running=r.returncode == 0) == layout.safe, \
         f"{layout.name}: Compose {'loses' if layout.safe else 'keeps'} the data, contrary to " \
         "the table"
@@ -171,7 +173,10 @@ V1_LAYOUTS = [layout for layout in LAYOUTS if layout.name in (
 def test_compose_v1_reads_the_same_layouts_the_same_way(make_kit, image, image17, image18,
                                                         layout):
     """v1 prints its configuration as YAML with its own short forms (an anonymous volume, a
-    tmpfs): the kit parses that itself."""
+    tmpfs): the kit parses that itself, and must come to the same verdict. A layout it starts
+    keeps its data through v1's own `down` and `up`; what Compose does with a layout the kit
+    refuses is the table's, checked under v2 (each check costs v1 four starts of
+    docker-compose and two initdb)."""
     check_layout(make_kit, layout, images(image, image17, image18)[layout.major])
 
 
