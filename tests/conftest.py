@@ -60,9 +60,9 @@ def pytest_sessionfinish(session, exitstatus):
         dangling = set(docker("volume", "ls", "-q", "--filter", "dangling=true",
                               check=False).stdout.split())
         left &= dangling
-    # Named and removed, not (yet) a failure: on 2026-12-07 one empty volume of the 17 image's
-    # data folder was still left by some full runs, from a source not yet found (db-upgrade's
-    # were fixed); see the issue's closing note.
+    # Named and removed, not (yet) a failure: until 2026-12-07 every full run left one or two,
+    # made by the tests' own throwaway containers at the image's VOLUME path and held by another
+    # worker's look as `--rm` removed them (harness.no_anonymous_volume now covers that path).
     if _seen["integration"] and left:
         print(f"\nWARNING: the tests left {len(left)} anonymous volume(s), now removed: "
               f"{', '.join(sorted(v[:12] for v in left))}", file=sys.stderr)

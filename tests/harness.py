@@ -4,6 +4,7 @@ SQL and throwaway containers against the real engine."""
 from __future__ import annotations
 
 import compileall
+import json
 import os
 import pty
 import re
@@ -298,8 +299,25 @@ class Kit:
         """Runs a shell script against a volume at /v in a throwaway container (test setup)."""
         mode = ",readonly" if readonly else ""
         return docker("run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint",
-                      "/bin/sh", "--mount", f"type=volume,source={volume},target=/v{mode}",
+                      "/bin/sh", *no_anonymous_volume(self.image), "--mount",
+                      f"type=volume,source={volume},target=/v{mode}",
                       self.image, "-c", script).stdout
+
+
+_image_volumes: dict[str, list[str]] = {}
+
+
+def no_anonymous_volume(image: str) -> list[str]:
+    """Options that cover each VOLUME path of `image` with a small tmpfs, as the kit's own
+    helpers do. Without them a throwaway container of the tests makes an anonymous volume
+    there, which `--rm` removes only if no other container holds it at that moment; another
+    worker's db-info or db-find mounts every volume on the engine for a moment, and the volume
+    was left (seen with `docker events`: mounted by a test's helper, then by looks)."""
+    if image not in _image_volumes:
+        out = docker("image", "inspect", "--format", "{{json .Config.Volumes}}", image).stdout
+        _image_volumes[image] = sorted(json.loads(out) or {})
+    return [arg for path in _image_volumes[image]
+            for arg in ("--mount", f"type=tmpfs,target={path},tmpfs-size=65536")]
 
 
 PROJECT_FORMAT = '{{.ID}}\t{{.Name}}\t{{.Label "com.docker.compose.project"}}'

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import KEY, docker, remove_volumes, shown
+from harness import no_anonymous_volume
 
 from dbguard.docker import Container, ImageInfo
 from dbguard.runner import Runner
@@ -33,7 +34,8 @@ def test_user_data_size_counts_every_file_of_a_large_cluster(image, token, tmp_p
     name = f"{token}_{KEY}"
     docker("volume", "create", name)
     try:
-        one = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
+        one = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh",
+                     *no_anonymous_volume(image), "--mount",
                      f"type=volume,source={name},target=/v", image, "-c", LARGE_CLUSTER).stdout
         facts = inspect_contents(Runner(Path(tmp_path)), ImageInfo(image, True, 15, None),
                                  [(name, True)], tmp_path / "no-project")[0][name]
@@ -61,7 +63,8 @@ def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same
     name = f"{token}_{KEY}"
     docker("volume", "create", name)
     try:
-        docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
+        docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh",
+               *no_anonymous_volume(image), "--mount",
                f"type=volume,source={name},target=/v", image, "-c", MIXED_FILES)
 
         def manifest(tool: str, jobs: str) -> tuple[str, dict]:
@@ -84,7 +87,8 @@ def test_the_copy_check_picks_a_hash_the_image_has_and_every_core_gives_the_same
                                                                single.items()}
         assert len(single) == 309 and single["./with space"][0] == "f"  # 4 folders, 305 more
         assert single["./link"] == ("l", "", "0", "0", "base/1/big")
-        docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "--mount",
+        docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh",
+               *no_anonymous_volume(image), "--mount",
                f"type=volume,source={name},target=/v", image, "-c",
                "printf 'X' | dd of=/v/base/1/big bs=1 seek=1000 conv=notrunc 2>/dev/null")
         changed = manifest(tool, "3")[1]
