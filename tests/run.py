@@ -8,10 +8,12 @@ Extra arguments go to pytest (`make test PYTEST_ARGS='-k migrate'`).
 The tests run on DBGUARD_TEST_WORKERS pytest-xdist workers (3 by default; 1 runs them in this
 one process). A test spends much of its time waiting on container starts and stops, so three
 workers overlap those waits even on a 2-core machine, where the tier is bound by the CPU of
-the engine, Compose and the kit (9:09 and 9:19 for the tests, 0:43 and 0:49 for the image
-builds, in fresh-clone runs of `bash .ci/run` of 6cbcaac and 84c15a7 on 2026-12-07, on a
-machine started that hour; it was busy 95% of both cores, and four workers took as long, with
-8% more CPU); each worker keeps to its
+the engine, Compose and the kit. How long it takes depends on the machine more than on any
+change of late: CI ran the whole of `.ci/run` (install, image builds and tests) of 9de4c0d in
+530 s. On 2026-12-07 fresh-clone runs of that tree took 601-625 s on one 2-core machine, and
+one of 67219fa took 1,033 s (935 s of tests) on another (an AMD EPYC), where a container start
+cost twice the CPU (0.41 against 0.22 CPU-s, `docker run --rm --network none`). The tier keeps
+both cores busy (95%), and four workers took as long, with 8% more CPU. Each worker keeps to its
 own volume key and port range, and the tests that need the incident report's fixed project
 names share one worker."""
 from __future__ import annotations
