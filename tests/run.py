@@ -11,9 +11,10 @@ workers overlap those waits even on a 2-core machine, where the tier is bound by
 the engine, Compose and the kit. How long it takes depends on the machine more than on any
 change of late: CI ran the whole of `.ci/run` (install, image builds and tests) of 9de4c0d in
 530 s. On 2026-12-07 fresh-clone runs of that tree took 601-625 s on one 2-core machine, and
-one of 67219fa took 1,033 s (935 s of tests) on another (an AMD EPYC), where a container start
-cost twice the CPU (0.41 against 0.22 CPU-s, `docker run --rm --network none`). The tier keeps
-both cores busy (95%), and four workers took as long, with 8% more CPU. Each worker keeps to its
+three of 67219fa and later took 1,019-1,033 s (925-935 s of tests) on another (an AMD EPYC),
+where a container start cost twice the CPU (0.41 against 0.22 CPU-s,
+`docker run --rm --network none`). The tier keeps both cores busy (95%), and four workers took
+as long, with 8% more CPU. Each worker keeps to its
 own volume key and port range, and the tests that need the incident report's fixed project
 names share one worker."""
 from __future__ import annotations
